@@ -1,0 +1,102 @@
+"""Decoder-only backbones (GPT-2, Llama, Qwen, …).
+
+The prompt goes in front; the answer text follows the input and the loss covers only the
+answer's tokens. Training and scoring use right padding (the prompt is first in every row, so
+positions ``0..n+T-1`` are right for every real token); generation uses left padding, as
+batched greedy decoding needs, with position ids taken from the attention mask.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rpt.backbones.base import Backbone, flatten_choices, scatter_scores, sequence_logprob
+
+
+class CausalBackbone(Backbone):
+    family = "causal"
+
+    def source_ids(self, text: str, room: int) -> list[int]:
+        # No closing special token: the answer continues the text.
+        return self.tokenize(text, special_tokens=False)[-room:] if room > 0 else []
+
+    def answer_ids(self, text: str) -> list[int]:
+        # A leading space so that the answer starts a new word, as it would in running text.
+        return self.tokenize(" " + text, special_tokens=False) + [self.eos_id]
+
+    def answer_room(self, choice_ids: list[list[int]], target_ids: list[int]) -> int:
+        return max([len(target_ids), *(len(c) for c in choice_ids)])
+
+    def _answer_logprob(self, src: Tensor, src_mask: Tensor, answers: Tensor, prompt: Tensor) -> tuple[Tensor, Tensor]:
+        """Loss inputs for ``[P] source answer`` rows.
+
+        src, src_mask: ``(N, S)``; answers: ``(N, L)`` with ``-100`` padding. Returns logits
+        ``(N, n+S+L, V)`` and next-token labels of the same length (``-100`` but on answers).
+        """
+        ids, mask, labels = join_rows(src, src_mask, answers, self.pad_id)  # (N, S+L) each
+        embeds, full_mask = self.embed_with_prompt(ids, mask, prompt)  # (N, n+S+L, d)
+        n = prompt.shape[0]
+        labels = torch.cat([labels.new_full((labels.shape[0], n), -100), labels], dim=1)
+        logits = self.model(inputs_embeds=embeds, attention_mask=full_mask).logits
+        return logits, labels
+
+    def loss(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
+        logits, labels = self._answer_logprob(
+            batch["source_ids"], batch["source_mask"], batch["target_ids"], prompt
+        )
+        # Position t predicts token t+1.
+        return nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100
+        )
+
+    def choice_scores(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
+        answers, row, valid = flatten_choices(batch)  # (B*C, L)
+        logits, labels = self._answer_logprob(
+            batch["source_ids"][row], batch["source_mask"][row], answers, prompt
+        )
+        scores = sequence_logprob(logits[:, :-1], labels[:, 1:])  # (B*C,)
+        return scatter_scores(scores, valid, batch["source_ids"].shape[0])
+
+    def generate(self, batch: dict[str, Any], prompt: Tensor, max_new_tokens: int) -> list[str]:
+        embeds, mask = self.embed_with_prompt(batch["source_ids"], batch["source_mask"], prompt)
+        embeds, mask = to_left_padding(embeds, mask)
+        out = self.model.generate(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=self.eos_id,
+            pad_token_id=self.pad_id,
+        )
+        return self.decode(out)  # with inputs_embeds, generate returns only the new tokens
+
+
+def join_rows(src: Tensor, src_mask: Tensor, answers: Tensor, pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Concatenate each row's real source tokens with its answer tokens, right-padded.
+
+    Returns ids, mask and labels, each ``(N, S+L)``; labels are ``-100`` except on the answer.
+    """
+    ids, labels = [], []
+    for i in range(src.shape[0]):
+        source = src[i, : int(src_mask[i].sum())]
+        answer = answers[i][answers[i] != -100]
+        ids.append(torch.cat([source, answer]))
+        labels.append(torch.cat([torch.full_like(source, -100), answer]))
+    lengths = torch.tensor([len(r) for r in ids], device=src.device)
+    ids_t = nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=pad_id)
+    labels_t = nn.utils.rnn.pad_sequence(labels, batch_first=True, padding_value=-100)
+    mask = (torch.arange(ids_t.shape[1], device=src.device) < lengths[:, None]).long()
+    return ids_t, mask, labels_t
+
+
+def to_left_padding(embeds: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Move each row's padding from the right end to the left: ``(B, T, d)``, ``(B, T)``."""
+    length = mask.shape[1]
+    shift = length - mask.sum(1)  # (B,) pads per row
+    index = (torch.arange(length, device=mask.device)[None, :] - shift[:, None]) % length  # (B, T)
+    embeds = embeds.gather(1, index.unsqueeze(-1).expand_as(embeds))
+    return embeds, mask.gather(1, index)

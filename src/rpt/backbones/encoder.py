@@ -1,0 +1,112 @@
+"""Encoder-only backbones (BERT, RoBERTa, DeBERTa, MiniLM) with a small classification head.
+
+The prompt goes after ``[CLS]`` (so ``[CLS]`` stays first, as the model was trained) or in
+front, by config. A linear head over the pooled output is trained with the prompt and is part
+of every checkpoint and export.
+
+* Tasks with a fixed label set (CB, RTE, BoolQ, …): the head maps the pooled vector to one logit
+  per label word.
+* Tasks whose candidates differ per example (COPA, ReCoRD): every (input, candidate) pair is
+  encoded and the head gives one score per pair.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rpt.backbones.base import Backbone, cross_entropy_over_choices, scatter_scores
+
+POSITIONS = ("after_cls", "front")
+POOLINGS = ("cls", "mean")
+
+
+class EncoderBackbone(Backbone):
+    family = "encoder"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        max_length: int = 512,
+        num_classes: int | None = None,
+        prompt_position: str = "after_cls",
+        pooling: str = "cls",
+    ):
+        super().__init__(model, tokenizer, max_length)
+        if prompt_position not in POSITIONS:
+            raise ValueError(f"model.prompt_position must be one of {POSITIONS}, got {prompt_position!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"model.pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.prompt_position = prompt_position
+        self.pooling = pooling
+        self.num_classes = num_classes
+        # One logit per label word, or one score per (input, candidate) pair.
+        self.head = nn.Linear(self.embed_dim, num_classes or 1)
+
+    def trainable_head(self) -> nn.Module:
+        return self.head
+
+    def answer_ids(self, text: str) -> list[int]:
+        # A candidate is the second segment of a pair: "... [SEP] candidate [SEP]".
+        return self.tokenize(text, special_tokens=False) + [self.eos_id]
+
+    def answer_room(self, choice_ids: list[list[int]], target_ids: list[int]) -> int:
+        # Pair-encoded candidates share the input window; label words never enter it.
+        return 0 if self.num_classes else max((len(c) for c in choice_ids), default=0)
+
+    def embed_with_prompt(self, ids: Tensor, mask: Tensor, prompt: Tensor) -> tuple[Tensor, Tensor]:
+        embeds, full_mask = super().embed_with_prompt(ids, mask, prompt)  # prompt first
+        if self.prompt_position == "front":
+            return embeds, full_mask
+        n = prompt.shape[0]
+        # Move [CLS] (first token after the prompt) back to position 0: [CLS] P x [SEP].
+        order = torch.cat([torch.tensor([n]), torch.arange(n), torch.arange(n + 1, embeds.shape[1])])
+        order = order.to(ids.device)
+        return embeds[:, order], full_mask[:, order]
+
+    def _pool(self, ids: Tensor, mask: Tensor, prompt: Tensor) -> Tensor:
+        """Pooled vector per row: ``(N, d)`` for ``ids (N, T)``."""
+        embeds, full_mask = self.embed_with_prompt(ids, mask, prompt)
+        hidden = self.model(inputs_embeds=embeds, attention_mask=full_mask).last_hidden_state
+        if self.pooling == "mean":
+            weights = full_mask.unsqueeze(-1).to(hidden.dtype)  # (N, n+T, 1)
+            return (hidden * weights).sum(1) / weights.sum(1)
+        cls_at = 0 if self.prompt_position == "after_cls" else prompt.shape[0]
+        return hidden[:, cls_at]
+
+    def choice_scores(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
+        if self.num_classes:
+            return self.head(self._pool(batch["source_ids"], batch["source_mask"], prompt))
+        ids, mask, valid = pair_inputs(batch, self.pad_id)  # (B*C, S+L) each
+        scores = self.head(self._pool(ids, mask, prompt)).squeeze(-1)  # (B*C,)
+        return scatter_scores(scores, valid, batch["source_ids"].shape[0])  # (B, C)
+
+    def loss(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
+        return cross_entropy_over_choices(self.choice_scores(batch, prompt), batch["labels"])
+
+    def generate(self, batch: dict[str, Any], prompt: Tensor, max_new_tokens: int) -> list[str]:
+        """An encoder cannot generate: the answer is the head's best candidate."""
+        best = self.choice_scores(batch, prompt).argmax(-1).tolist()
+        return [ex.choices[i] for ex, i in zip(batch["examples"], best)]
+
+
+def pair_inputs(batch: dict[str, Any], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Concatenate each source with each of its candidates: ``[CLS] x [SEP] c [SEP]``.
+
+    Returns ids and mask ``(B*C, S+L)`` right-padded, and ``valid (B*C,)``.
+    """
+    src, src_mask = batch["source_ids"], batch["source_mask"]  # (B, S)
+    cand, cand_mask = batch["choice_ids"], batch["choice_mask"]  # (B, C, L)
+    b, c, length = cand.shape
+    rows = []
+    for i in range(b):
+        source = src[i, : int(src_mask[i].sum())]
+        for j in range(c):
+            rows.append(torch.cat([source, cand[i, j, : int(cand_mask[i, j].sum())]]))
+    ids = nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad_id)
+    lengths = torch.tensor([len(r) for r in rows], device=src.device)
+    masks = (torch.arange(ids.shape[1], device=src.device) < lengths[:, None]).long()
+    return ids, masks, batch["choice_valid"].reshape(b * c)

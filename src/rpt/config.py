@@ -1,0 +1,93 @@
+"""Config checks that run before any model is loaded, and the plain config a run keeps.
+
+Unknown group choices (``task=nope``, ``prompt=nope``, ``model=nope``) are caught by Hydra itself,
+which lists the available options. Here we catch values that compose fine but cannot work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rpt.data.tasks import get_task
+
+# The parts of a config that define the model and its training; kept in checkpoints and exports.
+RUN_KEYS = ("model", "task", "prompt", "optimizer", "scheduler", "eval", "train", "data", "seed", "data_seed")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message says which key and what to change."""
+
+
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved, plain-data part of the config that a module and its checkpoints carry."""
+    plain = {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg.get(k), DictConfig) else cfg.get(k) for k in RUN_KEYS}
+    return plain
+
+
+def check_config(cfg: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` for the first setting that cannot work."""
+    task_cfg = cfg["task"]
+    try:
+        task = get_task(task_cfg["name"])
+    except ValueError as err:
+        raise ConfigError(f"task.name: {err}") from err
+
+    prompt = cfg["prompt"]
+    length = prompt.get("length")
+    if not isinstance(length, int) or length < 1:
+        raise ConfigError(f"prompt.length must be a whole number >= 1, got {length!r}")
+    max_length = int(cfg["model"].get("max_length", 512))
+    if length >= max_length - 1:
+        raise ConfigError(
+            f"prompt.length={length} does not fit model.max_length={max_length}: the prompt and at "
+            f"least two input tokens must fit. Use prompt.length<={max_length - 2} or raise model.max_length."
+        )
+    bottleneck = (prompt.get("net") or {}).get("bottleneck")
+    if bottleneck is not None and (not isinstance(bottleneck, int) or bottleneck <= 0):
+        raise ConfigError(f"prompt.net.bottleneck must be a whole number > 0, got {bottleneck!r}")
+
+    _check_learning_rates(cfg["optimizer"])
+    _check_data(cfg, task.folder, task.split_files)
+
+
+def _check_learning_rates(opt: Mapping[str, Any]) -> None:
+    for key in ("lr", "net_lr", "head_lr"):
+        value = opt.get(key)
+        if value is None and key != "lr":
+            continue
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            if len(value) == 0:
+                raise ConfigError(
+                    f"optimizer.{key} is an empty list: give one number (optimizer.{key}=0.3), or "
+                    f"several with a multirun (python -m rpt.train -m optimizer.{key}=0.3,0.03)."
+                )
+            raise ConfigError(
+                f"optimizer.{key} is a list {list(value)}: a run takes one learning rate; sweep "
+                f"several with a multirun (python -m rpt.train -m optimizer.{key}=0.3,0.03)."
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"optimizer.{key} must be a number, got {value!r}") from None
+        if not number > 0:
+            raise ConfigError(f"optimizer.{key} must be > 0, got {value!r}")
+
+
+def _check_data(cfg: Mapping[str, Any], folder: str, split_files: Mapping[str, str]) -> None:
+    data = cfg.get("data") or {}
+    if data.get("source", "auto") == "hub" or not data.get("dir"):
+        return
+    root = Path(str(data["dir"])).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"data.dir={root} does not exist. Point data.dir (or RPT_DATA_DIR) at a SuperGLUE folder, or use data.source=hub.")
+    if not (root / folder).is_dir():
+        present = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise ConfigError(
+            f"data.dir={root} has no {folder}/ folder for task {cfg['task']['name']!r} "
+            f"(found: {', '.join(present) or 'nothing'}). Point data.dir at a folder in the official "
+            f"layout <Task>/{{train,val,test}}.jsonl, or use data.source=hub."
+        )

@@ -1,0 +1,118 @@
+"""Train a soft prompt: ``python -m rpt.train task=boolq prompt=residual_mlp2`` (also ``rpt-train``).
+
+Steps:
+1. check the config (before any model is loaded, so mistakes cost seconds, not minutes);
+2. seed everything and build the module (frozen backbone + prompt network) and the data;
+3. ``Trainer.fit``, keeping the best checkpoint by ``val/score`` and a ``last.ckpt``;
+4. export the best checkpoint's computed prompt to ``<run dir>/export``.
+
+Returns the best validation score, so that Hydra sweepers (Optuna) can optimise it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from rpt.config import check_config, run_config
+from rpt.data.datamodule import SuperGLUEDataModule
+from rpt.module import PromptTuningModule
+
+log = logging.getLogger("rpt.train")
+
+CONFIG_DIR = str(Path(__file__).parent / "conf")
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+
+def resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
+    """``ckpt_path`` if given; with ``resume=true`` the run folder's ``last.ckpt``."""
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    if not cfg.get("resume"):
+        return None
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise FileNotFoundError(
+            f"resume=true but {last} does not exist: point hydra.run.dir at the run to resume, "
+            "or pass ckpt_path=/path/to/a.ckpt"
+        )
+    return str(last)
+
+
+def load_trainable_state(module: PromptTuningModule, ckpt_path: str) -> dict[str, Any]:
+    """Load a checkpoint's trainable parameters into ``module`` (no code runs from the file)."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    module.on_load_checkpoint(checkpoint)
+    module.load_state_dict(checkpoint["state_dict"], strict=False)
+    return checkpoint
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one training run from a composed config; returns the final metrics."""
+    # 1. fail fast on a bad config
+    check_config(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    plain = run_config(cfg)
+
+    # 2. seeds, module, data
+    L.seed_everything(int(cfg.seed), workers=True)
+    module = PromptTuningModule(plain)
+    datamodule = SuperGLUEDataModule(
+        task=module.task,
+        featurize=module.backbone.featurize,
+        pad_id=module.backbone.pad_id,
+        prompt_length=int(cfg.prompt.length),
+        data=OmegaConf.to_container(cfg.data, resolve=True),
+        seed=int(cfg.seed),
+        data_seed=int(cfg.data_seed),
+    )
+    log.info(
+        "%s on %s (%s), prompt %s: %d trainable parameters",
+        cfg.task.name,
+        cfg.model.name,
+        module.backbone.family,
+        cfg.prompt.name,
+        module.num_trainable_parameters(),
+    )
+
+    # 3. fit
+    trainer = build_trainer(cfg)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, run_dir))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+    # 4. export the best checkpoint (rank 0 only)
+    checkpoint = getattr(trainer, "checkpoint_callback", None)
+    best = checkpoint.best_model_path if checkpoint is not None else ""
+    if best and trainer.is_global_zero:
+        load_trainable_state(module, best)
+        metrics["val/score_best"] = float(module.best_score)
+        if cfg.get("export", True):
+            from rpt.export import write_export
+
+            out = write_export(module, run_dir / "export", metrics=metrics, notes=datamodule.notes, overwrite=True)
+            print(f"[rpt] best checkpoint: {best}\n[rpt] export: {out}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    metrics = train(cfg)
+    return metrics.get("val/score_best")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Build configs and modules the way `rpt.train` does, for tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+CONF = Path(__file__).resolve().parents[1] / "src" / "rpt" / "conf"
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """The composed training config, outside a Hydra run (paths.output_dir set to a dummy)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.output_dir = "unused"
+    return cfg
+
+
+def plain_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
+    from rpt.config import run_config
+
+    return run_config(compose_config(overrides))
+
+
+def build_module(overrides: Sequence[str] = ()):
+    from rpt.module import PromptTuningModule
+
+    return PromptTuningModule(plain_config(overrides))
+
+
+def build_datamodule(module, cfg: DictConfig):
+    from rpt.data.datamodule import SuperGLUEDataModule
+
+    return SuperGLUEDataModule(
+        task=module.task,
+        featurize=module.backbone.featurize,
+        pad_id=module.backbone.pad_id,
+        prompt_length=int(cfg.prompt.length),
+        data=OmegaConf.to_container(cfg.data, resolve=True),
+        seed=int(cfg.seed),
+        data_seed=int(cfg.data_seed),
+    )

@@ -1,0 +1,109 @@
+"""`python -m rpt.train` as a user runs it, checked by what it wrote to disk."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.helpers import build_module
+
+pytestmark = pytest.mark.integration
+
+
+def run_train(run_dir: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "rpt.train", f"hydra.run.dir={run_dir}", *overrides]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, f"{' '.join(cmd)}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-5000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def cb_run(tmp_path_factory, data_dir_module) -> Path:
+    run_dir = tmp_path_factory.mktemp("cb_run")
+    run_train(
+        run_dir,
+        "model=tiny_t5",
+        "task=cb",
+        "prompt=residual_mlp2",
+        "trainer=cpu",
+        "trainer.max_epochs=1",
+        "logger=csv",
+        f"data.dir={data_dir_module}",
+    )
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def data_dir_module():
+    from tests.conftest import real_data_dir
+
+    found = real_data_dir()
+    if found is None:
+        pytest.skip("RPT_DATA_DIR is not set to a SuperGLUE folder")
+    return found
+
+
+def test_run_folder_has_config_checkpoints_and_export(cb_run: Path) -> None:
+    assert (cb_run / ".hydra" / "config.yaml").is_file()
+    assert (cb_run / "checkpoints" / "best.ckpt").is_file()
+    assert (cb_run / "checkpoints" / "last.ckpt").is_file()
+    export = cb_run / "export"
+    prompt = load_file(str(export / "prompt.safetensors"))["prompt"]
+    assert prompt.dtype == torch.float32 and prompt.shape == (10, 32)
+    meta = json.loads((export / "rpt.json").read_text())
+    assert meta["task"]["name"] == "cb" and meta["backbone"]["family"] == "seq2seq"
+    assert "val/score" in meta["metrics"]
+    with open(cb_run / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert any(r.get("val/score") for r in rows) and any(r.get("train/loss") for r in rows)
+
+
+def test_checkpoint_is_trainable_parameters_only(cb_run: Path) -> None:
+    checkpoint = torch.load(cb_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    keys = set(checkpoint["state_dict"])
+    assert keys and all(k.startswith("reparam.") for k in keys), keys
+    module = build_module(["model=tiny_t5", "task=cb", "prompt=residual_mlp2"])
+    assert sum(checkpoint["state_dict"][k].numel() for k in keys) == module.num_trainable_parameters()
+
+
+def test_export_equals_reparameterizer_output_of_best_checkpoint(cb_run: Path) -> None:
+    from rpt.module import PromptTuningModule
+
+    checkpoint = torch.load(cb_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    module = PromptTuningModule(checkpoint["hyper_parameters"]["cfg"])
+    before = module.computed_prompt()
+    module.load_state_dict(checkpoint["state_dict"], strict=False)
+    expected = module.computed_prompt()
+    exported = load_file(str(cb_run / "export" / "prompt.safetensors"))["prompt"]
+    assert not torch.equal(before, expected), "the checkpoint did not change the prompt"
+    assert torch.equal(exported, expected)
+
+
+def test_resume_from_last_checkpoint_continues(cb_run: Path, data_dir_module, tmp_path: Path) -> None:
+    resumed = tmp_path / "resumed"
+    shutil.copytree(cb_run, resumed)
+    first = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    run_train(
+        resumed,
+        "model=tiny_t5",
+        "task=cb",
+        "prompt=residual_mlp2",
+        "trainer=cpu",
+        "trainer.max_epochs=2",
+        "logger=csv",
+        f"data.dir={data_dir_module}",
+        "resume=true",
+    )
+    second = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    # The second run did exactly one more epoch, starting from the first one's step count.
+    assert second["global_step"] == 2 * first["global_step"] > 0
