@@ -88,11 +88,16 @@ def test_examples_are_well_formed(name, split):
             assert ex.target == ex.choices[ex.label], ex
 
 
-@pytest.mark.parametrize(("name", "split"), [k for k in sorted(OFFICIAL_SIZES) if k[1] != "test"] + [("axb", "test"), ("axg", "test")])
+@pytest.mark.parametrize(
+    ("name", "split"),
+    [k for k in sorted(OFFICIAL_SIZES) if k[1] != "test"] + [("axb", "test"), ("axg", "test")],
+)
 def test_gold_predictions_score_one(name, split):
     task = get_task(name)
     examples = examples_of(name, split)
-    assert task.compute_metrics(examples, [ex.target for ex in examples])["score"] == pytest.approx(1.0)
+    assert task.compute_metrics(examples, [ex.target for ex in examples])["score"] == pytest.approx(
+        1.0
+    )
 
 
 def test_axg_pairs_and_constant_prediction():

@@ -56,7 +56,9 @@ def test_malformed_json_names_file_line_and_column(tmp_path):
 
 
 def test_truncated_last_line_is_reported_as_truncated(tmp_path):
-    path = write_lines(tmp_path, "CB/val.jsonl", [cb(), '{"premise": "It rai'], newline_at_end=False)
+    path = write_lines(
+        tmp_path, "CB/val.jsonl", [cb(), '{"premise": "It rai'], newline_at_end=False
+    )
     with pytest.raises(DataError, match=r"val\.jsonl:2: malformed JSON .*the file looks truncated"):
         list(read_jsonl(path))
 
@@ -78,7 +80,9 @@ def test_non_utf8_bytes_name_the_line_and_byte(tmp_path):
 
 def test_nan_and_deep_nesting_are_data_errors(tmp_path):
     path = write_lines(tmp_path, "x.jsonl", ['{"a": NaN}'])
-    with pytest.raises(DataError, match=r"x\.jsonl:1: malformed JSON: non-standard JSON constant NaN"):
+    with pytest.raises(
+        DataError, match=r"x\.jsonl:1: malformed JSON: non-standard JSON constant NaN"
+    ):
         list(read_jsonl(path))
     path = write_lines(tmp_path, "y.jsonl", ["[" * 100_000 + "]" * 100_000])
     with pytest.raises(DataError, match=r"y\.jsonl:1: malformed JSON"):
@@ -120,7 +124,9 @@ def test_missing_task_folder_says_which(tmp_path):
 
 
 def test_missing_split_lists_the_splits_that_exist(tmp_path):
-    write_lines(tmp_path, "BoolQ/val.jsonl", ['{"question": "q", "passage": "p", "idx": 0, "label": true}'])
+    write_lines(
+        tmp_path, "BoolQ/val.jsonl", ['{"question": "q", "passage": "p", "idx": 0, "label": true}']
+    )
     write_lines(tmp_path, "BoolQ/test.jsonl", ['{"question": "q", "passage": "p", "idx": 0}'])
     with pytest.raises(DataError) as err:
         load_split(get_task("boolq"), tmp_path, "train")
@@ -176,8 +182,12 @@ def test_wrong_type_names_the_field(tmp_path, change, field, problem):
 
 
 def test_bool_labels_must_be_booleans(tmp_path):
-    path = write_lines(tmp_path, "BoolQ/val.jsonl", ['{"question": "q", "passage": "p", "idx": 0, "label": 1}'])
-    with pytest.raises(DataError, match=rf"{path}:1: field 'label': expected a boolean, got an integer 1"):
+    path = write_lines(
+        tmp_path, "BoolQ/val.jsonl", ['{"question": "q", "passage": "p", "idx": 0, "label": 1}']
+    )
+    with pytest.raises(
+        DataError, match=rf"{path}:1: field 'label': expected a boolean, got an integer 1"
+    ):
         load_split(get_task("boolq"), tmp_path, "val")
 
 
@@ -214,23 +224,34 @@ def test_duplicate_nested_idx(tmp_path):
     second["passage"]["questions"][0]["idx"] = 0
     second["idx"] = 0
     path = write_lines(tmp_path, "MultiRC/train.jsonl", [lines[0], second])
-    with pytest.raises(DataError, match=rf"{path}:2: field 'idx': duplicate idx 0 \(first at line 1\)"):
+    with pytest.raises(
+        DataError, match=rf"{path}:2: field 'idx': duplicate idx 0 \(first at line 1\)"
+    ):
         load_split(get_task("multirc"), tmp_path, "train")
 
 
 def test_wsc_span_index_outside_text(tmp_path):
-    record = {"text": "He left.", "target": {"span1_text": "Tom", "span1_index": 0, "span2_text": "He", "span2_index": 9}, "idx": 0}
+    record = {
+        "text": "He left.",
+        "target": {"span1_text": "Tom", "span1_index": 0, "span2_text": "He", "span2_index": 9},
+        "idx": 0,
+    }
     path = write_lines(tmp_path, "WSC/test.jsonl", [record])
     with pytest.raises(DataError) as err:
         load_split(get_task("wsc"), tmp_path, "test")
-    assert str(err.value) == f"{path}:1: field 'target.span2_index': word index 9 is outside the text (2 words)"
+    assert (
+        str(err.value)
+        == f"{path}:1: field 'target.span2_index': word index 9 is outside the text (2 words)"
+    )
 
 
 def test_record_entity_span_outside_passage(tmp_path):
     record = json.loads((FIXTURES / "ReCoRD" / "train.jsonl").read_text().splitlines()[0])
     record["passage"]["entities"][1] = {"start": 5, "end": 5000}
     path = write_lines(tmp_path, "ReCoRD/train.jsonl", [record])
-    with pytest.raises(DataError, match=rf"{path}:1: field 'passage.entities\[1\]': span 5..5000 lies outside"):
+    with pytest.raises(
+        DataError, match=rf"{path}:1: field 'passage.entities\[1\]': span 5..5000 lies outside"
+    ):
         load_split(get_task("record"), tmp_path, "train")
 
 
@@ -238,22 +259,39 @@ def test_record_gold_not_among_entities(tmp_path):
     record = json.loads((FIXTURES / "ReCoRD" / "train.jsonl").read_text().splitlines()[0])
     record["qas"][0]["answers"] = [{"start": 0, "end": 4, "text": "Marta"}]
     path = write_lines(tmp_path, "ReCoRD/train.jsonl", [record])
-    with pytest.raises(DataError, match=rf"{path}:1: field 'qas\[0\].answers': no gold answer \(Marta\)"):
+    with pytest.raises(
+        DataError, match=rf"{path}:1: field 'qas\[0\].answers': no gold answer \(Marta\)"
+    ):
         load_split(get_task("record"), tmp_path, "train")
 
 
 # ---- property: anything thrown at the readers parses or raises DataError ---------------------
 
-TASK_FILES = [(name, rel) for name, rel in [
-    ("cb", "CB/train.jsonl"), ("boolq", "BoolQ/train.jsonl"), ("copa", "COPA/train.jsonl"),
-    ("wic", "WiC/train.jsonl"), ("wsc", "WSC/train.jsonl"), ("multirc", "MultiRC/train.jsonl"),
-    ("record", "ReCoRD/train.jsonl"), ("axb", "AX-b/AX-b.jsonl"), ("axg", "AX-g/AX-g.jsonl"),
-]]
+TASK_FILES = [
+    (name, rel)
+    for name, rel in [
+        ("cb", "CB/train.jsonl"),
+        ("boolq", "BoolQ/train.jsonl"),
+        ("copa", "COPA/train.jsonl"),
+        ("wic", "WiC/train.jsonl"),
+        ("wsc", "WSC/train.jsonl"),
+        ("multirc", "MultiRC/train.jsonl"),
+        ("record", "ReCoRD/train.jsonl"),
+        ("axb", "AX-b/AX-b.jsonl"),
+        ("axg", "AX-g/AX-g.jsonl"),
+    ]
+]
 SPLIT_OF = {"AX-b.jsonl": "test", "AX-g.jsonl": "test"}
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 10**6) | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 10**6)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -274,7 +312,9 @@ def _paths(value, prefix=()):
 def mutated_file(draw):
     """A fixture file with a few records changed: values replaced, keys dropped, bytes broken."""
     name, rel = draw(st.sampled_from(TASK_FILES))
-    records = [json.loads(line) for line in (FIXTURES / rel).read_text().splitlines() if line.strip()]
+    records = [
+        json.loads(line) for line in (FIXTURES / rel).read_text().splitlines() if line.strip()
+    ]
     for _ in range(draw(st.integers(0, 3))):
         record = draw(st.sampled_from(records))
         paths = list(_paths(record))
@@ -289,8 +329,11 @@ def mutated_file(draw):
     data = "\n".join(json.dumps(r) for r in records).encode()
     if draw(st.booleans()):  # byte-level damage: cut, insert or overwrite
         at = draw(st.integers(0, len(data)))
-        junk = draw(st.binary(max_size=4) | st.sampled_from([b"{", b"}", b'"', b"\n", b"\xff", b",", b"\x00"]))
-        data = data[:at] + junk + data[at + draw(st.integers(0, 3)):]
+        junk = draw(
+            st.binary(max_size=4)
+            | st.sampled_from([b"{", b"}", b'"', b"\n", b"\xff", b",", b"\x00"])
+        )
+        data = data[:at] + junk + data[at + draw(st.integers(0, 3)) :]
     return name, rel, data
 
 
@@ -314,7 +357,11 @@ def test_mutated_files_parse_or_raise_data_error(case):
 
 
 @settings(max_examples=100, deadline=2000)
-@given(st.lists(st.binary(max_size=30) | st.text(string.printable, max_size=30).map(str.encode), max_size=5))
+@given(
+    st.lists(
+        st.binary(max_size=30) | st.text(string.printable, max_size=30).map(str.encode), max_size=5
+    )
+)
 def test_random_bytes_never_raise_anything_but_data_error(chunks):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "x.jsonl"
@@ -359,17 +406,44 @@ def test_hub_cb_maps_split_names_and_int_labels(fake_hub):
 def test_hub_bad_label_is_a_data_error_naming_the_row(fake_hub):
     rows, _ = fake_hub
     rows[("cb", "train")] = [{"premise": "p", "hypothesis": "h", "idx": 0, "label": 7}]
-    with pytest.raises(DataError, match=r"super_glue/cb/train:1: field 'label': expected a string, got an integer 7"):
+    with pytest.raises(
+        DataError,
+        match=r"super_glue/cb/train:1: field 'label': expected a string, got an integer 7",
+    ):
         load_hub_split(get_task("cb"), "train")
 
 
 def test_hub_multirc_rows_are_regrouped_into_paragraphs(fake_hub):
     rows, _ = fake_hub
     rows[("multirc", "validation")] = [
-        {"paragraph": "P0", "question": "Q0", "answer": "A0", "idx": {"paragraph": 0, "question": 0, "answer": 0}, "label": 1},
-        {"paragraph": "P0", "question": "Q0", "answer": "A1", "idx": {"paragraph": 0, "question": 0, "answer": 1}, "label": 0},
-        {"paragraph": "P0", "question": "Q1", "answer": "A2", "idx": {"paragraph": 0, "question": 1, "answer": 2}, "label": 1},
-        {"paragraph": "P1", "question": "Q2", "answer": "A3", "idx": {"paragraph": 1, "question": 2, "answer": 3}, "label": 0},
+        {
+            "paragraph": "P0",
+            "question": "Q0",
+            "answer": "A0",
+            "idx": {"paragraph": 0, "question": 0, "answer": 0},
+            "label": 1,
+        },
+        {
+            "paragraph": "P0",
+            "question": "Q0",
+            "answer": "A1",
+            "idx": {"paragraph": 0, "question": 0, "answer": 1},
+            "label": 0,
+        },
+        {
+            "paragraph": "P0",
+            "question": "Q1",
+            "answer": "A2",
+            "idx": {"paragraph": 0, "question": 1, "answer": 2},
+            "label": 1,
+        },
+        {
+            "paragraph": "P1",
+            "question": "Q2",
+            "answer": "A3",
+            "idx": {"paragraph": 1, "question": 2, "answer": 3},
+            "label": 0,
+        },
     ]
     examples = load_hub_split(get_task("multirc"), "val")
     assert [ex.group for ex in examples] == [(0, 0), (0, 0), (0, 1), (1, 2)]
@@ -380,24 +454,50 @@ def test_hub_multirc_rows_are_regrouped_into_paragraphs(fake_hub):
 def test_hub_record_rows_are_regrouped_with_entity_spans(fake_hub):
     rows, _ = fake_hub
     text = "Ana met Bo in Oslo.\n@highlight\nAna in Oslo"
-    spans = {"text": ["Ana", "Bo", "Oslo", "Ana", "Oslo"], "start": [0, 8, 14, 31, 38], "end": [2, 9, 17, 33, 41]}
+    spans = {
+        "text": ["Ana", "Bo", "Oslo", "Ana", "Oslo"],
+        "start": [0, 8, 14, 31, 38],
+        "end": [2, 9, 17, 33, 41],
+    }
     rows[("record", "train")] = [
-        {"passage": text, "query": "@placeholder met Bo.", "entities": ["Ana", "Bo", "Oslo"], "entity_spans": spans,
-         "answers": ["Ana"], "idx": {"passage": 0, "query": 0}},
-        {"passage": text, "query": "They met in @placeholder.", "entities": ["Ana", "Bo", "Oslo"], "entity_spans": spans,
-         "answers": ["Oslo"], "idx": {"passage": 0, "query": 1}},
+        {
+            "passage": text,
+            "query": "@placeholder met Bo.",
+            "entities": ["Ana", "Bo", "Oslo"],
+            "entity_spans": spans,
+            "answers": ["Ana"],
+            "idx": {"passage": 0, "query": 0},
+        },
+        {
+            "passage": text,
+            "query": "They met in @placeholder.",
+            "entities": ["Ana", "Bo", "Oslo"],
+            "entity_spans": spans,
+            "answers": ["Oslo"],
+            "idx": {"passage": 0, "query": 1},
+        },
     ]
     examples = load_hub_split(get_task("record"), "train")
     assert [ex.choices for ex in examples] == [("Ana", "Bo", "Oslo")] * 2
-    assert [(ex.idx, ex.label, ex.answers) for ex in examples] == [(0, 0, ("Ana",)), (1, 2, ("Oslo",))]
+    assert [(ex.idx, ex.label, ex.answers) for ex in examples] == [
+        (0, 0, ("Ana",)),
+        (1, 2, ("Oslo",)),
+    ]
     assert "- Ana in Oslo" in examples[0].source
 
 
 def test_hub_wsc_and_axb_rows_become_official_records(fake_hub):
     rows, _ = fake_hub
     rows[("wsc", "train")] = [
-        {"text": "Ann thanked Bea because she helped.", "span1_index": 2, "span2_index": 4,
-         "span1_text": "Bea", "span2_text": "she", "idx": 0, "label": 1},
+        {
+            "text": "Ann thanked Bea because she helped.",
+            "span1_index": 2,
+            "span2_index": 4,
+            "span1_text": "Bea",
+            "span2_text": "she",
+            "idx": 0,
+            "label": 1,
+        },
     ]
     rows[("axb", "test")] = [{"sentence1": "s1", "sentence2": "s2", "idx": 0, "label": 0}]
     (wsc,) = load_hub_split(get_task("wsc"), "train")

@@ -152,7 +152,10 @@ def test_wsc_marks_the_pronoun_and_names_the_whole_referent():
 
 def test_mark_span_wraps_only_the_span_text():
     # the official files index words of text.split(" "); punctuation may stick to the word
-    assert mark_span('"Give it to him," he said.', 3, "him", "*", "w", "f") == '"Give it to *him*," he said.'
+    assert (
+        mark_span('"Give it to him," he said.', 3, "him", "*", "w", "f")
+        == '"Give it to *him*," he said.'
+    )
     assert mark_span("Then The cat sat.", 1, "the cat", "*", "w", "f") == "Then *The cat* sat."
 
 
@@ -180,7 +183,9 @@ def test_record_one_example_per_query_with_entities_as_choices():
         "query: Islanders say @placeholder bakes the best rye in the region. "
         "entities: Marta Vidal; Corvin Island; Port Aldane passage: Marta Vidal opened"
     )
-    assert "\n- Marta Vidal runs the only bakery" in first.source and "@highlight" not in first.source
+    assert (
+        "\n- Marta Vidal runs the only bakery" in first.source and "@highlight" not in first.source
+    )
     assert third.answers == ("Jonas Brun", "Brun")
     assert third.choices[third.label] == "Jonas Brun" == third.target
     assert first.meta == {"passage_idx": 0}
@@ -194,7 +199,9 @@ def test_record_test_split_is_unlabeled():
 def test_axb_is_rte_formatted_with_string_idx():
     ex = load("axb", "test")[0]
     assert ex.idx == "0"
-    assert ex.source == "premise: The dog chased the ball. hypothesis: The dog did not chase the ball."
+    assert (
+        ex.source == "premise: The dog chased the ball. hypothesis: The dog did not chase the ball."
+    )
     assert ex.choices == get_task("rte").label_words and ex.meta == {"logic": "Negation"}
 
 
@@ -213,7 +220,9 @@ def test_cb_metrics_normalise_generated_text_and_count_unmatched_as_wrong():
     # accuracy 1/3; F1: entailment TP1 FN1 → 2/3, neutral FN1 → 0, contradiction FP1 → 0
     # macro over {entailment, neutral, contradiction} = (2/3)/3 = 2/9; score = (1/3 + 2/9)/2
     values = get_task("cb").compute_metrics(examples, predictions)
-    assert values == pytest.approx({"accuracy": 1 / 3, "f1_macro": 2 / 9, "score": (1 / 3 + 2 / 9) / 2})
+    assert values == pytest.approx(
+        {"accuracy": 1 / 3, "f1_macro": 2 / 9, "score": (1 / 3 + 2 / 9) / 2}
+    )
 
 
 def test_multirc_metrics_and_score():
@@ -311,7 +320,10 @@ def test_multirc_submission_round_trips_the_nested_layout():
             "idx": r["idx"],
             "passage": {
                 "questions": [
-                    {"idx": q["idx"], "answers": [{"idx": a["idx"], "label": a["label"]} for a in q["answers"]]}
+                    {
+                        "idx": q["idx"],
+                        "answers": [{"idx": a["idx"], "label": a["label"]} for a in q["answers"]],
+                    }
                     for q in r["passage"]["questions"]
                 ]
             },

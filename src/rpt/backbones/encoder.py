@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from rpt.backbones.base import Backbone, cross_entropy_over_choices, scatter_scores
 
 POSITIONS = ("after_cls", "front")
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "pooler")
 
 
 class EncoderBackbone(Backbone):
@@ -40,6 +40,8 @@ class EncoderBackbone(Backbone):
             raise ValueError(f"model.prompt_position must be one of {POSITIONS}, got {prompt_position!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"model.pooling must be one of {POOLINGS}, got {pooling!r}")
+        if pooling == "pooler" and getattr(model, "pooler", None) is None:
+            raise ValueError(f"model.pooling=pooler needs a model with a pooler; {type(model).__name__} has none")
         self.prompt_position = prompt_position
         self.pooling = pooling
         self.num_classes = num_classes
@@ -71,6 +73,10 @@ class EncoderBackbone(Backbone):
         """Pooled vector per row: ``(N, d)`` for ``ids (N, T)``."""
         embeds, full_mask = self.embed_with_prompt(ids, mask, prompt)
         hidden = self.model(inputs_embeds=embeds, attention_mask=full_mask).last_hidden_state
+        if self.pooling == "pooler":
+            # The model's own pooler on position 0, as AutoModelForSequenceClassification does;
+            # with prompt_position=front this is exactly PEFT's SEQ_CLS prompt tuning.
+            return self.model.pooler(hidden)
         if self.pooling == "mean":
             weights = full_mask.unsqueeze(-1).to(hidden.dtype)  # (N, n+T, 1)
             return (hidden * weights).sum(1) / weights.sum(1)

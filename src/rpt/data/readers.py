@@ -167,7 +167,8 @@ def split_path(task: Task, data_dir: str | Path, split: str) -> Path:
         if split in ("train", "val") and found:
             source = "val" if "val" in found else found[0]
             hint = (
-                f"set data.carve={{from:{source}}} to carve train and val out of {source}, or " + hint
+                f"set data.carve={{from:{source}}} to carve train and val out of {source}, or "
+                + hint
             )
         raise DataError(
             f"{task.folder} has no {task.split_files[split]} in {folder} "

@@ -218,9 +218,8 @@ class Task:
             # Compare types too: True == 1 in Python, but not in the official files.
             if type(official) is type(value) and official == value:
                 return i
-        expected = ", ".join(str(x).lower() if isinstance(x, bool) else str(x) for x in self.labels)
-        shown = str(value).lower() if isinstance(value, bool) else value
-        raise field_error(where, field, f"unknown label {shown!r} (expected one of: {expected})")
+        expected = ", ".join(map(str, self.labels))
+        raise field_error(where, field, f"unknown label {value!r} (expected one of: {expected})")
 
     def group_of(self, record: Mapping, idx: Any) -> Any:
         """The Example's ``group`` (AX-g overrides); None by default."""
@@ -233,13 +232,21 @@ class Task:
     def record_to_examples(
         self, record: dict, where: str, *, labeled: bool | None = None
     ) -> list[Example]:
-        """The examples of one record; ``where`` ("path:line") prefixes every DataError.
+        """The examples of one official record; ``where`` ("path:line") prefixes every error.
 
-        This default handles one example per record with a fixed label set; COPA, MultiRC and
-        ReCoRD override it. ``labeled`` is as in :meth:`parse_label`.
+        Raises DataError for a missing field, a field of the wrong JSON type, an unknown label,
+        or a template that cannot be applied. ``labeled`` is as in :meth:`parse_label`.
         """
         if not isinstance(record, Mapping):
             raise DataError(f"{where}: expected a JSON object, got {json_type_name(record)}")
+        return self.examples_from(record, where, labeled)
+
+    def examples_from(self, record: Mapping, where: str, labeled: bool | None) -> list[Example]:
+        """Hook behind :meth:`record_to_examples` (``record`` is known to be an object).
+
+        This default makes one example per record with a fixed label set; COPA, MultiRC and
+        ReCoRD override it.
+        """
         idx = get_field(record, "idx", self.idx_type, where)
         source = self.render(self.template_values(record, where), where)
         label = self.parse_label(record, where, labeled)

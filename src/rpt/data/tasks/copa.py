@@ -7,7 +7,7 @@ original code's "false"/"true" for choice1/choice2) makes it a two-class task in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rpt.data.example import Example
 from rpt.data.readers import field_error
@@ -40,9 +40,7 @@ class COPA(Task):
             )
         return words
 
-    def record_to_examples(
-        self, record: dict, where: str, *, labeled: bool | None = None
-    ) -> list[Example]:
+    def examples_from(self, record: Mapping, where: str, labeled: bool | None) -> list[Example]:
         idx = get_field(record, "idx", int, where)
         values = self.template_values(record, where)
         if values["question"] not in QUESTIONS:

@@ -28,9 +28,7 @@ class MultiRC(Task):
     submission_labels = (0, 1)
     nested_idx_field = "passage.questions[].answers[].idx"
 
-    def record_to_examples(
-        self, record: dict, where: str, *, labeled: bool | None = None
-    ) -> list[Example]:
+    def examples_from(self, record: Mapping, where: str, labeled: bool | None) -> list[Example]:
         p_idx = get_field(record, "idx", int, where)
         passage = get_field(record, "passage", dict, where)
         paragraph = get_field(passage, "text", str, where, "passage.text")

@@ -62,9 +62,7 @@ class ReCoRD(Task):
             )
         return tuple(entities)
 
-    def record_to_examples(
-        self, record: dict, where: str, *, labeled: bool | None = None
-    ) -> list[Example]:
+    def examples_from(self, record: Mapping, where: str, labeled: bool | None) -> list[Example]:
         p_idx = get_field(record, "idx", int, where)
         passage = get_field(record, "passage", dict, where)
         text = get_field(passage, "text", str, where, "passage.text")
