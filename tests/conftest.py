@@ -28,7 +28,9 @@ def data_dir() -> Path:
     """The real SuperGLUE folder, or skip with the reason."""
     found = real_data_dir()
     if found is None:
-        pytest.skip("RPT_DATA_DIR is not set to a SuperGLUE folder (CI sets ../shared/data/superglue)")
+        pytest.skip(
+            "RPT_DATA_DIR is not set to a SuperGLUE folder (CI sets ../shared/data/superglue)"
+        )
     return found
 
 

@@ -15,7 +15,18 @@ from omegaconf import DictConfig, OmegaConf
 from rpt.data.tasks import get_task
 
 # The parts of a config that define the model and its training; kept in checkpoints and exports.
-RUN_KEYS = ("model", "task", "prompt", "optimizer", "scheduler", "eval", "train", "data", "seed", "data_seed")
+RUN_KEYS = (
+    "model",
+    "task",
+    "prompt",
+    "optimizer",
+    "scheduler",
+    "eval",
+    "train",
+    "data",
+    "seed",
+    "data_seed",
+)
 
 
 class ConfigError(ValueError):
@@ -24,7 +35,12 @@ class ConfigError(ValueError):
 
 def run_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved, plain-data part of the config that a module and its checkpoints carry."""
-    plain = {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg.get(k), DictConfig) else cfg.get(k) for k in RUN_KEYS}
+    plain = {
+        k: OmegaConf.to_container(cfg[k], resolve=True)
+        if isinstance(cfg.get(k), DictConfig)
+        else cfg.get(k)
+        for k in RUN_KEYS
+    }
     return plain
 
 
@@ -51,7 +67,8 @@ def check_config(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(f"prompt.net.bottleneck must be a whole number > 0, got {bottleneck!r}")
 
     _check_learning_rates(cfg["optimizer"])
-    _check_data(cfg, task.folder, task.split_files)
+    for folder in (task.folder, *([get_task(task.trained_on).folder] if task.trained_on else [])):
+        _check_data(cfg, folder)
 
 
 def _check_learning_rates(opt: Mapping[str, Any]) -> None:
@@ -77,13 +94,15 @@ def _check_learning_rates(opt: Mapping[str, Any]) -> None:
             raise ConfigError(f"optimizer.{key} must be > 0, got {value!r}")
 
 
-def _check_data(cfg: Mapping[str, Any], folder: str, split_files: Mapping[str, str]) -> None:
+def _check_data(cfg: Mapping[str, Any], folder: str) -> None:
     data = cfg.get("data") or {}
     if data.get("source", "auto") == "hub" or not data.get("dir"):
         return
     root = Path(str(data["dir"])).expanduser()
     if not root.is_dir():
-        raise ConfigError(f"data.dir={root} does not exist. Point data.dir (or RPT_DATA_DIR) at a SuperGLUE folder, or use data.source=hub.")
+        raise ConfigError(
+            f"data.dir={root} does not exist. Point data.dir (or RPT_DATA_DIR) at a SuperGLUE folder, or use data.source=hub."
+        )
     if not (root / folder).is_dir():
         present = sorted(p.name for p in root.iterdir() if p.is_dir())
         raise ConfigError(

@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import shutil
 import tempfile
 import uuid
@@ -155,7 +156,9 @@ def _linear_classifier(model, head: nn.Linear) -> str | None:
     return None
 
 
-def write_peft_adapter(backbone, prompt: Tensor, model_cfg: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
+def write_peft_adapter(
+    backbone, prompt: Tensor, model_cfg: Mapping[str, Any], out_dir: Path
+) -> dict[str, Any]:
     """Save ``prompt`` ``(n, d)`` (and an encoder's head) as a PEFT prompt-tuning adapter.
 
     Built by PEFT itself: ``get_peft_model(base, PromptTuningConfig(...))`` on a weightless copy
@@ -186,12 +189,18 @@ def write_peft_adapter(backbone, prompt: Tensor, model_cfg: Mapping[str, Any], o
         )
         peft_model = get_peft_model(base, peft_config)
         # 1. the prompt: PEFT's embedding table is (n, d), looked up with 0..n-1
-        peft_model.prompt_encoder["default"].embedding.weight = nn.Parameter(prompt.detach().float().cpu().clone())
+        peft_model.prompt_encoder["default"].embedding.weight = nn.Parameter(
+            prompt.detach().float().cpu().clone()
+        )
         # 2. the head, into PEFT's trainable copy of the classifier (modules_to_save)
         if classifier:
-            copy_of_classifier = getattr(peft_model.base_model, classifier).modules_to_save["default"]
+            copy_of_classifier = getattr(peft_model.base_model, classifier).modules_to_save[
+                "default"
+            ]
             for name, value in head.state_dict().items():
-                setattr(copy_of_classifier, name, nn.Parameter(value.detach().float().cpu().clone()))
+                setattr(
+                    copy_of_classifier, name, nn.Parameter(value.detach().float().cpu().clone())
+                )
         saved = peft_model.peft_config["default"]
         saved.base_model_name_or_path = base_model_reference(model_cfg)
         if saved.modules_to_save:  # PEFT appends its defaults; keep each name once
@@ -200,7 +209,10 @@ def write_peft_adapter(backbone, prompt: Tensor, model_cfg: Mapping[str, Any], o
         peft_model.save_pretrained(str(out_dir), save_embedding_layers=False)
     equivalent, why = peft_equivalence(backbone)
     if task_type == "FEATURE_EXTRACTION":
-        equivalent, why = False, "the model's classifier is not one linear layer: the head is in head.safetensors only"
+        equivalent, why = (
+            False,
+            "the model's classifier is not one linear layer: the head is in head.safetensors only",
+        )
     return {
         "dir": PEFT_DIR,
         "task_type": task_type,
@@ -233,18 +245,31 @@ def write_export(
             state = {k: v.detach().float().cpu().contiguous() for k, v in head.state_dict().items()}
             save_file(state, str(tmp / HEAD_FILE))
         try:
-            peft_info = write_peft_adapter(module.backbone, prompt, module.cfg["model"], tmp / PEFT_DIR)
+            peft_info = write_peft_adapter(
+                module.backbone, prompt, module.cfg["model"], tmp / PEFT_DIR
+            )
         except Exception as err:  # the prompt itself is exported either way; say what failed
             shutil.rmtree(tmp / PEFT_DIR, ignore_errors=True)
             peft_info = {"dir": None, "error": f"{err.__class__.__name__}: {err}"}
-            warnings.warn(f"[rpt] the PEFT adapter was not written: {peft_info['error']}", stacklevel=2)
+            warnings.warn(
+                f"[rpt] the PEFT adapter was not written: {peft_info['error']}", stacklevel=2
+            )
         meta = export_metadata(module, metrics or {}, notes, peft_info, source)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        _usual_permissions(tmp)
         _replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _usual_permissions(folder: Path) -> None:
+    """mkdtemp makes a private (0700) folder; give the export the permissions of any new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _replace(new: Path, target: Path) -> None:
@@ -295,7 +320,9 @@ def load_checkpoint_module(path: str | Path):
     return module, checkpoint
 
 
-def export_checkpoint(source: str | Path, out_dir: str | Path, overwrite: bool = False, which: str = "best") -> Path:
+def export_checkpoint(
+    source: str | Path, out_dir: str | Path, overwrite: bool = False, which: str = "best"
+) -> Path:
     """Export a run folder's best (or last) checkpoint, or a checkpoint file, to ``out_dir``."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
@@ -312,8 +339,14 @@ def export_checkpoint(source: str | Path, out_dir: str | Path, overwrite: bool =
     run_meta = path.parent.parent / "export" / META_FILE
     if run_meta.is_file():
         notes = list(json.loads(run_meta.read_text()).get("notes", []))
-    source_info = {"checkpoint": str(path), "epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
-    return write_export(module, out_dir, metrics=metrics, notes=notes, overwrite=overwrite, source=source_info)
+    source_info = {
+        "checkpoint": str(path),
+        "epoch": checkpoint.get("epoch"),
+        "global_step": checkpoint.get("global_step"),
+    }
+    return write_export(
+        module, out_dir, metrics=metrics, notes=notes, overwrite=overwrite, source=source_info
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -325,13 +358,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         ),
         epilog="Example: python -m rpt.export outputs/runs/cb/residual_mlp2/2024-01-01_12-00-00 exports/cb",
     )
-    parser.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run folder (uses checkpoints/best.ckpt) or a .ckpt file")
+    parser.add_argument(
+        "source",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="a run folder (uses checkpoints/best.ckpt) or a .ckpt file",
+    )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="the export folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint of a run folder (default: best)")
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="which checkpoint of a run folder (default: best)",
+    )
     args = parser.parse_args(argv)
     try:
-        out = export_checkpoint(args.source, args.out_dir, overwrite=args.overwrite, which=args.checkpoint)
+        out = export_checkpoint(
+            args.source, args.out_dir, overwrite=args.overwrite, which=args.checkpoint
+        )
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
         parser.exit(2, f"rpt-export: error: {err}\n")
     print(f"[rpt] export: {out}")

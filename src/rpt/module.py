@@ -96,7 +96,9 @@ class PromptTuningModule(L.LightningModule):
     def num_trainable_parameters(self) -> int:
         return sum(p.numel() for _, p in self.trainable_named_parameters())
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
         # The batch's Example objects are plain Python data for metrics: only tensors move.
         examples = batch.pop("examples", None) if isinstance(batch, dict) else None
         batch = super().transfer_batch_to_device(batch, device, dataloader_idx)
@@ -174,19 +176,26 @@ class PromptTuningModule(L.LightningModule):
         scheduler = instantiate(sched_cfg)(
             optimizer, num_training_steps=int(self.trainer.estimated_stepping_batches)
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     # ---- checkpoints: trainable parameters only ----------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]
-        checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith(FROZEN_PREFIX)}
+        checkpoint["state_dict"] = {
+            k: v for k, v in state.items() if not k.startswith(FROZEN_PREFIX)
+        }
         checkpoint["rpt_best_score"] = self.best_score
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         expected = {k for k in self.state_dict() if not k.startswith(FROZEN_PREFIX)}
         missing = sorted(expected - set(checkpoint["state_dict"]))
         if missing:
-            raise KeyError(f"checkpoint lacks trainable parameters {missing}: was it made for another prompt config?")
+            raise KeyError(
+                f"checkpoint lacks trainable parameters {missing}: was it made for another prompt config?"
+            )
         self.best_score = checkpoint.get("rpt_best_score", -math.inf)
 
 

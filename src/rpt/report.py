@@ -461,3 +461,273 @@ def write_csvs(out: Path, tables: Mapping[str, Sequence[Row]], runs: Sequence[Ru
             writer.writerow([run.task, run.method, run.prompt, run.seed, repr(run.metrics[metric]), run.trainable_parameters, run.source])
 
 
+# ---- plots -----------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on clusters and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(labels: Sequence[str]) -> dict[str, Any]:
+    """A colour per label; past ten labels (tab10 would repeat) one per prompt config instead."""
+    plt = _pyplot()
+    cycle = plt.get_cmap("tab10").colors
+    if len(labels) <= len(cycle):
+        return {label: cycle[i % len(cycle)] for i, label in enumerate(labels)}
+    prompts = list(dict.fromkeys(_prompt_of(label) for label in labels))
+    return {label: cycle[prompts.index(_prompt_of(label)) % len(cycle)] for label in labels}
+
+
+def _prompt_of(method: str) -> str:
+    return method.split(" ", 1)[0]
+
+
+def _legend_outside(ax) -> None:
+    # Outside the axes, so it never hides a point; bbox_inches="tight" keeps it in the file.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
+
+
+def plot_seeds(rows: Sequence[Row], task: str, metric: str, path: Path) -> Path:
+    """One row per method, one dot per run, the mean ± std as a bar: the spread is the point."""
+    plt = _pyplot()
+    colors = _colors([r.method for r in rows])
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(7.5, 1.3 + 0.55 * n))
+    for i, row in enumerate(rows):
+        y = n - 1 - i  # the table's first row on top
+        k = row.n
+        # The runs in a band above the method's line (spread in seed order, so that equal scores
+        # stay visible), the mean ± std just below it, so that the two never hide each other.
+        offsets = [0.1] if k == 1 else [-0.02 + 0.3 * j / (k - 1) for j in range(k)]
+        ax.scatter(row.values, [y + o for o in offsets], s=30, color=colors[row.method], alpha=0.85, zorder=3, edgecolors="none", label="one run (seed)" if i == 0 else None)
+        ax.errorbar(
+            row.mean, y - 0.2, xerr=None if k == 1 else row.std, fmt="D", color="black", markersize=5,
+            capsize=4, linewidth=1.5, zorder=4, label="mean ± std" if i == 0 else None,
+        )
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([f"{r.method}  (n={r.n})" for r in reversed(rows)])
+    ax.set_ylim(-0.6, n - 0.4)
+    ax.set_xlabel(metric)
+    ax.set_title(f"{task}: {metric}, one dot per run")
+    ax.grid(axis="x", alpha=0.3)
+    _legend_outside(ax)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_curves(runs: Sequence[Run], methods: Sequence[str], task: str, curve_metric: str, path: Path) -> Path | None:
+    """``curve_metric`` per epoch, one line per run, one colour per method; None without curves."""
+    with_curves = [r for r in runs if r.curve]
+    if not with_curves:
+        return None
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    colors = _colors(methods)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for run in with_curves:
+        epochs, values = zip(*sorted(run.curve))
+        ax.plot([e + 1 for e in epochs], values, marker="o", markersize=3, linewidth=1.2, alpha=0.7, color=colors[run.method])
+    # One legend entry per colour: per method, or per prompt config when colours are shared.
+    by_prompt = len(set(colors.values())) < len(colors)
+    legend_of = _prompt_of if by_prompt else (lambda m: m)
+    counts: dict[str, int] = defaultdict(int)
+    for run in with_curves:
+        counts[legend_of(run.method)] += 1
+    entries = list(dict.fromkeys(legend_of(m) for m in methods))
+    first = {legend_of(m): m for m in reversed(methods)}
+    handles = [
+        Line2D([], [], color=colors[first[e]], marker="o", markersize=3, label=f"{e}{' (all settings)' if by_prompt else ''}: {counts[e]} runs")
+        for e in entries
+        if counts[e]
+    ]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(curve_metric)
+    ax.set_title(f"{task}: {curve_metric} after each epoch, one line per run")
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def numeric_keys(runs: Sequence[Run], keys: Sequence[str]) -> list[str]:
+    """The varying keys whose values are all numbers, with at least two distinct values here."""
+    found = []
+    for key in keys:
+        values = [r.params.get(key) for r in runs]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and len(set(values)) > 1:
+            found.append(key)
+    return found
+
+
+MAX_LINES = 8
+
+
+def plot_against(runs: Sequence[Run], key: str, keys: Sequence[str], task: str, metric: str, path: Path) -> Path:
+    """The score against one hyper-parameter: every run as a dot, the mean per value as a line.
+
+    One line per setting of the other varying hyper-parameters; when that makes more than
+    ``MAX_LINES`` lines, one per prompt config (the mean then runs over the other settings too).
+    """
+    plt = _pyplot()
+    names = short_names(list(keys))
+    others = [k for k in keys if k not in (key, "prompt.name")]
+
+    def label(run: Run, with_others: bool) -> str:
+        extra = [f"{names[k]}={format_value(run.params.get(k))}" for k in others] if with_others else []
+        return " ".join([run.prompt, *extra])
+
+    marginal = len({label(r, True) for r in runs}) > MAX_LINES
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[label(run, not marginal)].append(run)
+    ordered = sorted(groups, key=_method_key)
+    colors = _colors(ordered)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for name in ordered:
+        members = groups[name]
+        xs = [float(r.params[key]) for r in members]
+        ys = [r.metrics[metric] for r in members]
+        ax.scatter(xs, ys, s=22, alpha=0.45, color=colors[name], edgecolors="none")
+        by_x: dict[float, list[float]] = defaultdict(list)
+        for x, y in zip(xs, ys):
+            by_x[x].append(y)
+        line_x = sorted(by_x)
+        ax.plot(line_x, [statistics.fmean(by_x[x]) for x in line_x], marker="o", linewidth=2, color=colors[name], label=name)
+    values = [float(r.params[key]) for r in runs]
+    if min(values) > 0 and max(values) / min(values) >= 10:
+        ax.set_xscale("log")
+    ax.set_xticks(sorted(set(values)))
+    ax.set_xticklabels([format_value(v) for v in sorted(set(values))])
+    ax.minorticks_off()
+    ax.set_xlabel(key)
+    ax.set_ylabel(metric)
+    over = "seeds and other settings" if marginal else "seeds"
+    ax.set_title(f"{task}: {metric} against {names[key]}\n(dots: runs; lines: mean over {over})", fontsize=11)
+    ax.grid(alpha=0.3)
+    _legend_outside(ax)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# ---- the report ------------------------------------------------------------------------------
+def _file_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")
+
+
+def write_report(
+    paths: Sequence[str | Path],
+    out: Path,
+    metric: str = DEFAULT_METRIC,
+    curve_metric: str = DEFAULT_CURVE_METRIC,
+    ignore: Iterable[str] = (),
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Read the runs under ``paths`` and write ``report.md``, the CSVs and the plots into ``out``.
+
+    Returns ``{"report", "summary", "runs_csv", "figures", "runs", "skipped", "tables"}``.
+    """
+    runs, skipped = collect_runs(paths, metric, curve_metric)
+    if not runs:
+        reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
+        raise ValueError(f"no finished runs with {metric} under {', '.join(map(str, paths))}. {reasons}")
+    keys = assign_methods(runs, ignore)
+    tables = summarise(runs, metric)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csvs(out, tables, runs, metric)
+
+    lines = [
+        f"# Report: {metric}",
+        "",
+        f"{len(runs)} runs from {', '.join(str(p) for p in paths)}.",
+        "",
+        "Per task and method: mean ± sample standard deviation (n − 1; – for a single run), min and max "
+        "over the method's runs (its seeds), their number n, and the trainable parameter count. A method "
+        "is the prompt config plus every hyper-parameter that differs between runs of that prompt"
+        + (f" (here: {', '.join(keys)})." if keys else " (here: none besides the seed)."),
+    ]
+    figures: list[Path] = []
+    notes: list[str] = duplicate_seeds(row for rows in tables.values() for row in rows)
+    for task, rows in tables.items():
+        task_runs = [r for r in runs if r.task == task]
+        lines += ["", f"## {task}", "", markdown_table(rows)]
+        if not plots:
+            continue
+        methods = [r.method for r in rows]
+        made = [(f"{task}: {metric} per run", plot_seeds(rows, task, metric, out / f"{_file_part(task)}_seeds.png"))]
+        curves = plot_curves(task_runs, methods, task, curve_metric, out / f"{_file_part(task)}_curves.png")
+        if curves is None:
+            notes.append(f"{task}: no validation curves (they come from csv/metrics.csv: train with logger=csv)")
+        else:
+            made.append((f"{task}: {curve_metric} per epoch", curves))
+        for key in numeric_keys(task_runs, keys):
+            target = out / f"{_file_part(task)}_vs_{_file_part(key)}.png"
+            made.append((f"{task}: {metric} against {key}", plot_against(task_runs, key, keys, task, metric, target)))
+        lines.append("")
+        lines += [f"![{title}]({p.name})" for title, p in made]
+        figures += [p for _, p in made]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    if skipped:
+        lines += ["", f"## Skipped ({len(skipped)})", ""] + [f"- {s.source}: {s.reason}" for s in skipped]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return {
+        "report": report,
+        "summary": out / "summary.csv",
+        "runs_csv": out / "runs.csv",
+        "figures": figures,
+        "runs": runs,
+        "skipped": skipped,
+        "tables": tables,
+        "notes": notes,
+    }
+
+
+def default_out(first: str | Path) -> Path:
+    first = Path(first)
+    return first.with_name(f"{first.stem}_report") if first.is_file() else first / "report"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rpt-report",
+        description="Tables (mean ± std over seeds) and plots from finished rpt runs.",
+        epilog="Example: python -m rpt.report outputs/multirun/2025-01-01_12-00-00 --out reports/cb",
+    )
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="multirun folder, run folder, folder of runs, or a wandb CSV export")
+    parser.add_argument("--metric", default=DEFAULT_METRIC, help=f"the score to summarise (default {DEFAULT_METRIC}: the best validation score, the exported checkpoint's)")
+    parser.add_argument("--curve-metric", default=DEFAULT_CURVE_METRIC, help=f"the per-epoch curve (default {DEFAULT_CURVE_METRIC}; from csv/metrics.csv)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first DIR>/report)")
+    parser.add_argument("--ignore", action="append", default=[], metavar="KEY", help="a config key never to put in a method's name (repeatable), e.g. trainer.accelerator")
+    parser.add_argument("--no-plots", action="store_true", help="tables and CSVs only")
+    args = parser.parse_args(argv)
+
+    out = args.out or default_out(args.dirs[0])
+    try:
+        result = write_report(args.dirs, out, args.metric, args.curve_metric, args.ignore, plots=not args.no_plots)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"[rpt.report] {err}", file=sys.stderr)
+        return 2
+    for task, rows in result["tables"].items():
+        print(f"\n{task} ({args.metric})\n{markdown_table(rows)}")
+    for note in result["notes"]:
+        print(f"[rpt.report] note: {note}")
+    if result["skipped"]:
+        print(f"[rpt.report] skipped {len(result['skipped'])} run(s); see the report's last section")
+    print(f"\n[rpt.report] {len(result['runs'])} runs -> {out}")
+    for path in [result["report"], result["summary"], result["runs_csv"], *result["figures"]]:
+        print(f"[rpt.report]   {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rpt.config import check_config, run_config
 from rpt.data.datamodule import SuperGLUEDataModule
+from rpt.data.tasks import get_task
+from rpt.evaluation import evaluate_loader
 from rpt.module import PromptTuningModule
 
 log = logging.getLogger("rpt.train")
@@ -66,22 +68,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     plain = run_config(cfg)
+    diagnostic = diagnostic_task(plain)
 
     # 2. seeds, module, data
     L.seed_everything(int(cfg.seed), workers=True)
     module = PromptTuningModule(plain)
-    datamodule = SuperGLUEDataModule(
-        task=module.task,
-        featurize=module.backbone.featurize,
-        pad_id=module.backbone.pad_id,
-        prompt_length=int(cfg.prompt.length),
-        data=OmegaConf.to_container(cfg.data, resolve=True),
-        seed=int(cfg.seed),
-        data_seed=int(cfg.data_seed),
-    )
+    datamodule = make_datamodule(module, cfg, module.task)
     log.info(
         "%s on %s (%s), prompt %s: %d trainable parameters",
-        cfg.task.name,
+        module.task.name,
         cfg.model.name,
         module.backbone.family,
         cfg.prompt.name,
@@ -92,19 +87,77 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, run_dir))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if not trainer.is_global_zero:
+        return metrics
 
-    # 4. export the best checkpoint (rank 0 only)
+    # 4. the best checkpoint: diagnostics (AX-b, AX-g), then the export
     checkpoint = getattr(trainer, "checkpoint_callback", None)
     best = checkpoint.best_model_path if checkpoint is not None else ""
-    if best and trainer.is_global_zero:
+    if best:
         load_trainable_state(module, best)
         metrics["val/score_best"] = float(module.best_score)
-        if cfg.get("export", True):
-            from rpt.export import write_export
+    if diagnostic is not None:
+        metrics.update(
+            evaluate_diagnostic(
+                module, cfg, diagnostic, quick=bool(cfg.trainer.get("fast_dev_run"))
+            )
+        )
+    if best and cfg.get("export", True):
+        from rpt.export import write_export
 
-            out = write_export(module, run_dir / "export", metrics=metrics, notes=datamodule.notes, overwrite=True)
-            print(f"[rpt] best checkpoint: {best}\n[rpt] export: {out}")
+        out = write_export(
+            module, run_dir / "export", metrics=metrics, notes=datamodule.notes, overwrite=True
+        )
+        print(f"[rpt] best checkpoint: {best}\n[rpt] export: {out}")
     return metrics
+
+
+def make_datamodule(module: PromptTuningModule, cfg: DictConfig, task) -> SuperGLUEDataModule:
+    return SuperGLUEDataModule(
+        task=task,
+        featurize=module.backbone.featurize,
+        pad_id=module.backbone.pad_id,
+        prompt_length=int(cfg.prompt.length),
+        data=OmegaConf.to_container(cfg.data, resolve=True),
+        seed=int(cfg.seed),
+        data_seed=int(cfg.data_seed),
+    )
+
+
+def diagnostic_task(plain: dict[str, Any]):
+    """For AX-b / AX-g: switch ``plain`` to the task they are trained on; return the diagnostic.
+
+    The benchmark scores the diagnostics with the RTE model, so the run trains and validates on
+    RTE and evaluates the best checkpoint on the diagnostic at the end.
+    """
+    task_cfg = plain["task"]
+    task = get_task(task_cfg["name"])
+    if task.trained_on is None:
+        return None
+    log.info(
+        "%s is a diagnostic: training on %s, then evaluating on %s",
+        task.name,
+        task.trained_on,
+        task.folder,
+    )
+    plain["task"] = {
+        "name": task.trained_on,
+        "template": None,
+        "label_words": task_cfg.get("label_words"),
+    }
+    return get_task(
+        task_cfg["name"], **{k: v for k, v in task_cfg.items() if k != "name" and v is not None}
+    )
+
+
+def evaluate_diagnostic(
+    module: PromptTuningModule, cfg: DictConfig, task, quick: bool
+) -> dict[str, float]:
+    """``<task>/<metric>`` on the diagnostic's (labelled) test split."""
+    loader = make_datamodule(module, cfg, task).loader_for("test")
+    result = evaluate_loader(module, task, loader, limit_batches=1 if quick else None)
+    print(f"[rpt] {task.folder} ({'one batch' if quick else 'all'}): {result}")
+    return {f"{task.name}/{k}": float(v) for k, v in result.items()}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -23,7 +23,9 @@ def run_train(run_dir: Path, *overrides: str, timeout: int = 600) -> subprocess.
     cmd = [sys.executable, "-m", "rpt.train", f"hydra.run.dir={run_dir}", *overrides]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    assert result.returncode == 0, f"{' '.join(cmd)}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-5000:]}"
+    assert result.returncode == 0, (
+        f"{' '.join(cmd)}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-5000:]}"
+    )
     return result
 
 
@@ -69,17 +71,23 @@ def test_run_folder_has_config_checkpoints_and_export(cb_run: Path) -> None:
 
 
 def test_checkpoint_is_trainable_parameters_only(cb_run: Path) -> None:
-    checkpoint = torch.load(cb_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    checkpoint = torch.load(
+        cb_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True
+    )
     keys = set(checkpoint["state_dict"])
     assert keys and all(k.startswith("reparam.") for k in keys), keys
     module = build_module(["model=tiny_t5", "task=cb", "prompt=residual_mlp2"])
-    assert sum(checkpoint["state_dict"][k].numel() for k in keys) == module.num_trainable_parameters()
+    assert (
+        sum(checkpoint["state_dict"][k].numel() for k in keys) == module.num_trainable_parameters()
+    )
 
 
 def test_export_equals_reparameterizer_output_of_best_checkpoint(cb_run: Path) -> None:
     from rpt.module import PromptTuningModule
 
-    checkpoint = torch.load(cb_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    checkpoint = torch.load(
+        cb_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True
+    )
     module = PromptTuningModule(checkpoint["hyper_parameters"]["cfg"])
     before = module.computed_prompt()
     module.load_state_dict(checkpoint["state_dict"], strict=False)
@@ -89,7 +97,9 @@ def test_export_equals_reparameterizer_output_of_best_checkpoint(cb_run: Path) -
     assert torch.equal(exported, expected)
 
 
-def test_resume_from_last_checkpoint_continues(cb_run: Path, data_dir_module, tmp_path: Path) -> None:
+def test_resume_from_last_checkpoint_continues(
+    cb_run: Path, data_dir_module, tmp_path: Path
+) -> None:
     resumed = tmp_path / "resumed"
     shutil.copytree(cb_run, resumed)
     first = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -104,6 +114,8 @@ def test_resume_from_last_checkpoint_continues(cb_run: Path, data_dir_module, tm
         f"data.dir={data_dir_module}",
         "resume=true",
     )
-    second = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    second = torch.load(
+        resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
+    )
     # The second run did exactly one more epoch, starting from the first one's step count.
     assert second["global_step"] == 2 * first["global_step"] > 0

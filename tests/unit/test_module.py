@@ -38,7 +38,11 @@ def cb_examples() -> list[Example]:
 def make_batch(module, examples: list[Example]) -> dict:
     n = module.reparam.length
     features = [
-        {**module.backbone.featurize(ex.source, ex.choices, ex.target, n), "example": ex, "index": i}
+        {
+            **module.backbone.featurize(ex.source, ex.choices, ex.target, n),
+            "example": ex,
+            "index": i,
+        }
         for i, ex in enumerate(examples)
     ]
     return Collator(module.backbone.pad_id)(features)
@@ -68,7 +72,9 @@ def test_steps_change_only_prompt_side_and_lower_the_loss(model: str, prompt: st
 
     for key, value in module.backbone.model.state_dict().items():
         assert torch.equal(value, frozen_before[key]), f"frozen tensor {key} changed"
-    changed = [k for k, p in module.trainable_named_parameters() if not torch.equal(p, trainable_before[k])]
+    changed = [
+        k for k, p in module.trainable_named_parameters() if not torch.equal(p, trainable_before[k])
+    ]
     assert "reparam.prompt" in changed
     assert all(not k.startswith("backbone.model.") for k in changed)
     assert losses[-1] < losses[0], losses
@@ -102,7 +108,9 @@ def test_encoder_keeps_cls_first() -> None:
     module = build_module(["model=tiny_bert", "task=cb", "prompt=none"])
     batch = make_batch(module, cb_examples()[:1])
     prompt = module.prompt()
-    embeds, mask = module.backbone.embed_with_prompt(batch["source_ids"], batch["source_mask"], prompt)
+    embeds, mask = module.backbone.embed_with_prompt(
+        batch["source_ids"], batch["source_mask"], prompt
+    )
     cls = module.backbone.model.get_input_embeddings()(batch["source_ids"][:, :1])
     assert torch.equal(embeds[:, :1], cls)
     assert torch.equal(embeds[0, 1 : 1 + prompt.shape[0]], prompt)

@@ -41,7 +41,9 @@ class Backbone(nn.Module):
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
         self.pad_id = int(tokenizer.pad_token_id)
-        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        eos = (
+            tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        )
         self.eos_id = int(eos)
 
     # ---- sizes -------------------------------------------------------------------------------
@@ -63,7 +65,9 @@ class Backbone(nn.Module):
     def tokenize(self, text: str, special_tokens: bool) -> list[int]:
         return self.tokenizer(text, add_special_tokens=special_tokens)["input_ids"]
 
-    def featurize(self, source: str, choices: tuple[str, ...], target: str | None, prompt_length: int):
+    def featurize(
+        self, source: str, choices: tuple[str, ...], target: str | None, prompt_length: int
+    ):
         """Token ids for one example: ``{"source", "choices", "target"}`` (lists of ints).
 
         The source is truncated so that prompt + source (+ the longest answer, for causal LMs)
@@ -77,7 +81,11 @@ class Backbone(nn.Module):
                 f"prompt.length={prompt_length} leaves no room for the input: model.max_length is "
                 f"{self.max_length}. Use a shorter prompt or a larger model.max_length."
             )
-        return {"source": self.source_ids(source, room), "choices": choice_ids, "target": target_ids}
+        return {
+            "source": self.source_ids(source, room),
+            "choices": choice_ids,
+            "target": target_ids,
+        }
 
     def source_ids(self, text: str, room: int) -> list[int]:
         """Input ids with the family's special tokens, at most ``room`` long (end token kept)."""
@@ -96,9 +104,7 @@ class Backbone(nn.Module):
         return 0
 
     # ---- prompt placement --------------------------------------------------------------------
-    def embed_with_prompt(
-        self, ids: Tensor, mask: Tensor, prompt: Tensor
-    ) -> tuple[Tensor, Tensor]:
+    def embed_with_prompt(self, ids: Tensor, mask: Tensor, prompt: Tensor) -> tuple[Tensor, Tensor]:
         """Prepend the prompt to the token embeddings and extend the mask.
 
         ids, mask: ``(B, T)``; prompt: ``(n, d)``. Returns ``(B, n+T, d)`` and ``(B, n+T)``.

@@ -30,7 +30,9 @@ class CausalBackbone(Backbone):
     def answer_room(self, choice_ids: list[list[int]], target_ids: list[int]) -> int:
         return max([len(target_ids), *(len(c) for c in choice_ids)])
 
-    def _answer_logprob(self, src: Tensor, src_mask: Tensor, answers: Tensor, prompt: Tensor) -> tuple[Tensor, Tensor]:
+    def _answer_logprob(
+        self, src: Tensor, src_mask: Tensor, answers: Tensor, prompt: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Loss inputs for ``[P] source answer`` rows.
 
         src, src_mask: ``(N, S)``; answers: ``(N, L)`` with ``-100`` padding. Returns logits
@@ -75,7 +77,9 @@ class CausalBackbone(Backbone):
         return self.decode(out)  # with inputs_embeds, generate returns only the new tokens
 
 
-def join_rows(src: Tensor, src_mask: Tensor, answers: Tensor, pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+def join_rows(
+    src: Tensor, src_mask: Tensor, answers: Tensor, pad_id: int
+) -> tuple[Tensor, Tensor, Tensor]:
     """Concatenate each row's real source tokens with its answer tokens, right-padded.
 
     Returns ids, mask and labels, each ``(N, S+L)``; labels are ``-100`` except on the answer.

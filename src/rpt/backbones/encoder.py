@@ -37,11 +37,15 @@ class EncoderBackbone(Backbone):
     ):
         super().__init__(model, tokenizer, max_length)
         if prompt_position not in POSITIONS:
-            raise ValueError(f"model.prompt_position must be one of {POSITIONS}, got {prompt_position!r}")
+            raise ValueError(
+                f"model.prompt_position must be one of {POSITIONS}, got {prompt_position!r}"
+            )
         if pooling not in POOLINGS:
             raise ValueError(f"model.pooling must be one of {POOLINGS}, got {pooling!r}")
         if pooling == "pooler" and getattr(model, "pooler", None) is None:
-            raise ValueError(f"model.pooling=pooler needs a model with a pooler; {type(model).__name__} has none")
+            raise ValueError(
+                f"model.pooling=pooler needs a model with a pooler; {type(model).__name__} has none"
+            )
         self.prompt_position = prompt_position
         self.pooling = pooling
         self.num_classes = num_classes
@@ -65,7 +69,9 @@ class EncoderBackbone(Backbone):
             return embeds, full_mask
         n = prompt.shape[0]
         # Move [CLS] (first token after the prompt) back to position 0: [CLS] P x [SEP].
-        order = torch.cat([torch.tensor([n]), torch.arange(n), torch.arange(n + 1, embeds.shape[1])])
+        order = torch.cat(
+            [torch.tensor([n]), torch.arange(n), torch.arange(n + 1, embeds.shape[1])]
+        )
         order = order.to(ids.device)
         return embeds[:, order], full_mask[:, order]
 

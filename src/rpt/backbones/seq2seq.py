@@ -21,7 +21,9 @@ class Seq2SeqBackbone(Backbone):
 
     def loss(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
         embeds, mask = self._encoder_inputs(batch, prompt)  # (B, n+S, d), (B, n+S)
-        return self.model(inputs_embeds=embeds, attention_mask=mask, labels=batch["target_ids"]).loss
+        return self.model(
+            inputs_embeds=embeds, attention_mask=mask, labels=batch["target_ids"]
+        ).loss
 
     def choice_scores(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
         """Log-likelihood of each candidate; the encoder runs once per example, not per candidate."""

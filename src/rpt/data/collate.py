@@ -30,7 +30,9 @@ class Collator:
 
         num_choices = max([1, *(len(f["choices"]) for f in features)])
         longest = max([1, *(len(c) for f in features for c in f["choices"])])
-        choice_ids = torch.full((len(features), num_choices, longest), self.pad_id, dtype=torch.long)
+        choice_ids = torch.full(
+            (len(features), num_choices, longest), self.pad_id, dtype=torch.long
+        )
         choice_mask = torch.zeros_like(choice_ids)
         for i, f in enumerate(features):
             for j, ids in enumerate(f["choices"]):

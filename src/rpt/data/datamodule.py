@@ -25,7 +25,7 @@ from rpt.data import sampling
 from rpt.data.collate import Collator
 from rpt.data.example import Example
 from rpt.data.readers import DataError, load_hub_split, load_split
-from rpt.data.samplers import EpochSeededSampler
+from rpt.data.samplers import EpochSeededSampler, LengthGroupedSampler
 from rpt.data.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -138,13 +138,17 @@ class SuperGLUEDataModule(L.LightningDataModule):
         if k:
             by_class = self.task.num_classes is not None
             examples = sampling.k_per_class(examples, int(k), self.data_seed, by_class=by_class)
-            self._note(f"few-shot: {len(examples)} training examples (k={k}, data_seed={self.data_seed})")
+            self._note(
+                f"few-shot: {len(examples)} training examples (k={k}, data_seed={self.data_seed})"
+            )
         limit = self.cfg.get("max_train_examples")
         if limit:
             before = len(examples)
             examples = sampling.cap(examples, int(limit), self.data_seed)
             if len(examples) < before:
-                self._note(f"capped training set at {len(examples)} of {before} (data_seed={self.data_seed})")
+                self._note(
+                    f"capped training set at {len(examples)} of {before} (data_seed={self.data_seed})"
+                )
         return examples
 
     def _note(self, message: str) -> None:
@@ -156,20 +160,36 @@ class SuperGLUEDataModule(L.LightningDataModule):
         """Token ids of every example of ``split``, computed once per split."""
         if split not in self.features:
             examples = self.split_examples(split)
-            bar = tqdm(examples, desc=f"tokenising {self.task.name}/{split}", disable=len(examples) < 2000, leave=False)
+            bar = tqdm(
+                examples,
+                desc=f"tokenising {self.task.name}/{split}",
+                disable=len(examples) < 2000,
+                leave=False,
+            )
             self.features[split] = [
-                {**self.featurize(ex.source, ex.choices, ex.target, self.prompt_length), "example": ex, "index": i}
+                {
+                    **self.featurize(ex.source, ex.choices, ex.target, self.prompt_length),
+                    "example": ex,
+                    "index": i,
+                }
                 for i, ex in enumerate(bar)
             ]
         return self.features[split]
 
     def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ["train", "val"], "validate": ["val"], "test": ["val"], "predict": ["test"]}
+        wanted = {
+            "fit": ["train", "val"],
+            "validate": ["val"],
+            "test": ["val"],
+            "predict": ["test"],
+        }
         for split in wanted.get(stage or "fit", ["train", "val"]):
             self.split_features(split)
 
     # ---- loaders -----------------------------------------------------------------------------
-    def _loader(self, features: Sequence[dict[str, Any]], batch_size: int, sampler=None) -> DataLoader:
+    def _loader(
+        self, features: Sequence[dict[str, Any]], batch_size: int, sampler=None
+    ) -> DataLoader:
         return DataLoader(
             features,  # type: ignore[arg-type]
             batch_size=batch_size,
@@ -180,7 +200,21 @@ class SuperGLUEDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         features = self.split_features("train")
-        return self._loader(features, int(self.cfg["batch_size"]), EpochSeededSampler(len(features), self.seed))
+        batch_size = int(self.cfg["batch_size"])
+        if self.cfg.get("group_by_length"):
+            # Batches of similar length pad less (docs/performance.md); the sampler shards itself.
+            replicas, rank = self._replica()
+            lengths = [len(f["source"]) for f in features]
+            sampler = LengthGroupedSampler(
+                lengths, batch_size, self.seed, num_replicas=replicas, rank=rank
+            )
+            return self._loader(features, batch_size, sampler)
+        return self._loader(features, batch_size, EpochSeededSampler(len(features), self.seed))
+
+    def _replica(self) -> tuple[int, int]:
+        """``(num_replicas, rank)`` from the attached trainer's strategy; ``(1, 0)`` otherwise."""
+        kwargs = getattr(self.trainer, "distributed_sampler_kwargs", None) if self.trainer else None
+        return (int(kwargs["num_replicas"]), int(kwargs["rank"])) if kwargs else (1, 0)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.split_features("val"), int(self.cfg.get("eval_batch_size", 32)))
@@ -190,7 +224,9 @@ class SuperGLUEDataModule(L.LightningDataModule):
 
 
 def carve_key(example: Example) -> Any:
-    """The unit kept whole when carving: MultiRC's paragraph, else the example itself."""
+    """The unit kept whole when carving: MultiRC's paragraph, ReCoRD's passage, else the example."""
+    if "passage_idx" in example.meta:
+        return example.meta["passage_idx"]
     group = example.group
     if isinstance(group, (tuple, list)) and group:
         return group[0]

@@ -45,7 +45,9 @@ def cap(examples: Sequence[T], limit: int, data_seed: int) -> list[T]:
     return [examples[i] for i in sorted(chosen)]
 
 
-def carve(examples: Sequence[T], val_fraction: float, data_seed: int, key=lambda ex: ex) -> tuple[list[T], list[T]]:
+def carve(
+    examples: Sequence[T], val_fraction: float, data_seed: int, key=lambda ex: ex
+) -> tuple[list[T], list[T]]:
     """Split one labelled split into (train, validation) by ``data_seed``.
 
     ``key`` maps an example to the unit that must not straddle the two parts (MultiRC: the

@@ -17,6 +17,7 @@ class AxB(RTE):
     folder = "AX-b"
     hub_config = "axb"
     split_files = {"test": "AX-b.jsonl"}  # labeled, all of it
+    trained_on = "rte"  # the benchmark evaluates the RTE model on the diagnostics
     metric_names = ("mcc",)
     record_fields = {"sentence1": str, "sentence2": str}
     default_template = "premise: {sentence1} hypothesis: {sentence2}"

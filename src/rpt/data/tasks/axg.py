@@ -25,6 +25,7 @@ class AxG(RTE):
     folder = "AX-g"
     hub_config = "axg"
     split_files = {"test": "AX-g.jsonl"}  # labeled, all of it
+    trained_on = "rte"  # the benchmark evaluates the RTE model on the diagnostics
     metric_names = ("accuracy", "gender_parity")
     score_metrics = ("accuracy",)
 

@@ -117,6 +117,8 @@ class Task:
     submission_labels: ClassVar[tuple[Any, ...]] = ()
     #: Set by tasks with several examples per record: the field holding an example's idx.
     nested_idx_field: ClassVar[str | None] = None
+    #: Diagnostics (AX-b, AX-g) have no training data: the task whose prompt they evaluate.
+    trained_on: ClassVar[str | None] = None
 
     def __init__(self, template: str | None = None, label_words: Sequence[str] | None = None):
         self.template = self.default_template if template is None else template
