@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from rpt.data.tasks import get_task
@@ -54,8 +56,9 @@ def check_config(cfg: Mapping[str, Any]) -> None:
 
     prompt = cfg["prompt"]
     length = prompt.get("length")
-    if not isinstance(length, int) or length < 1:
+    if not isinstance(length, int) or length < 0:
         raise ConfigError(f"prompt.length must be a whole number >= 1, got {length!r}")
+    _check_prompt_net(prompt, length)
     max_length = int(cfg["model"].get("max_length", 512))
     if length >= max_length - 1:
         raise ConfigError(
@@ -69,6 +72,18 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     _check_learning_rates(cfg["optimizer"])
     for folder in (task.folder, *([get_task(task.trained_on).folder] if task.trained_on else [])):
         _check_data(cfg, folder)
+
+
+def _check_prompt_net(prompt: Mapping[str, Any], length: int) -> None:
+    """Build the prompt network at a tiny width: its own checks (length, bottleneck, activation…)
+    run in milliseconds, before the backbone is loaded."""
+    try:
+        instantiate(prompt["net"])(length=length, dim=4)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err)) from err
+    except InstantiationException as err:
+        cause = err.__cause__ if isinstance(err.__cause__, (ValueError, TypeError)) else err
+        raise ConfigError(f"prompt.net: {cause}") from err
 
 
 def _check_learning_rates(opt: Mapping[str, Any]) -> None:

@@ -53,7 +53,14 @@ class PromptTuningModule(L.LightningModule):
             length=int(prompt_cfg["length"]), dim=self.backbone.embed_dim
         )
         # 3. the raw prompt's starting point (vocabulary samples by default)
-        self._init_prompt(prompt_cfg.get("init") or {}, seed=int(cfg.get("seed", 0)))
+        if self.reparam.length > 0:
+            self._init_prompt(prompt_cfg.get("init") or {}, seed=int(cfg.get("seed", 0)))
+        if self.num_trainable_parameters() == 0:
+            raise ValueError(
+                f"Nothing to train: prompt={prompt_cfg.get('name')} has no parameters and the "
+                f"{self.backbone.family} backbone has no head. prompt=head_only is a baseline for "
+                "encoder models (model=minilm, bert_base, …) only."
+            )
 
         # Checkpoints hold trainable parameters only, so loading one leaves the frozen keys out.
         self.strict_loading = False
@@ -109,7 +116,11 @@ class PromptTuningModule(L.LightningModule):
     # ---- training ----------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         loss = self.backbone.loss(batch, self.prompt())
-        if not torch.isfinite(loss):
+        finite = bool(torch.isfinite(loss))
+        if self._trainer is not None:
+            # All processes must take the same branch, or DDP waits forever for the others' gradients.
+            finite = self._trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:
             return self._non_finite(loss, batch_idx)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["source_ids"].shape[0])
         return loss

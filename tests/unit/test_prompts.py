@@ -22,7 +22,9 @@ from rpt.prompts import (
 )
 
 CONF_DIR = Path(rpt.__file__).parent / "conf" / "prompt"
-CONFIGS = sorted(CONF_DIR.rglob("*.yaml"))
+# Every prompt config with a prompt; head_only (length 0, a baseline with no prompt) is tested below.
+ALL_CONFIGS = sorted(CONF_DIR.rglob("*.yaml"))
+CONFIGS = [p for p in ALL_CONFIGS if OmegaConf.load(p).length > 0]
 REQUIRED = {"none", "mlp1", "mlp2", "residual_mlp1", "residual_mlp2", "residual_mlp2_shared"}
 
 N, D, M = 5, 16, 8  # small prompt length, width and bottleneck keep every test instant
@@ -302,3 +304,16 @@ def test_bad_arguments_raise_with_the_field_name(cls, kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         cls(**args)
+
+
+def test_head_only_has_no_prompt_and_no_parameters():
+    from rpt.prompts import NoPrompt
+
+    cfg = OmegaConf.load(CONF_DIR / "head_only.yaml")
+    assert cfg.length == 0
+    net = hydra.utils.instantiate(cfg.net)(length=cfg.length, dim=D)
+    assert isinstance(net, NoPrompt)
+    assert net().shape == (0, D)
+    assert sum(p.numel() for p in net.parameters()) == 0 == net.expected_num_parameters()
+    with pytest.raises(ValueError, match="must be 0 for prompt=head_only"):
+        NoPrompt(length=3, dim=D)

@@ -54,9 +54,12 @@ class Reparameterizer(nn.Module, ABC):
     it with `rpt.prompts.initial_prompt(...)` through `set_prompt_`.
     """
 
+    #: The shortest prompt a subclass accepts (NoPrompt, the head-only baseline, takes 0).
+    min_length: int = 1
+
     def __init__(self, length: int, dim: int) -> None:
         super().__init__()
-        self.length = check_int("prompt.length", length, 1)
+        self.length = check_int("prompt.length", length, self.min_length)
         self.dim = check_int("dim (the backbone's embedding width)", dim, 1)
         prompt = torch.empty(length, dim).uniform_(-_PLACEHOLDER_RANGE, _PLACEHOLDER_RANGE)
         self.prompt = nn.Parameter(prompt)  # (n, d)
