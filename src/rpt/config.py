@@ -70,8 +70,10 @@ def check_config(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(f"prompt.net.bottleneck must be a whole number > 0, got {bottleneck!r}")
 
     _check_learning_rates(cfg["optimizer"])
-    for folder in (task.folder, *([get_task(task.trained_on).folder] if task.trained_on else [])):
+    fit_task = get_task(task.trained_on) if task.trained_on else task
+    for folder in dict.fromkeys((task.folder, fit_task.folder)):
         _check_data(cfg, folder)
+    _check_fit_splits(cfg, fit_task)
 
 
 def _check_prompt_net(prompt: Mapping[str, Any], length: int) -> None:
@@ -124,4 +126,22 @@ def _check_data(cfg: Mapping[str, Any], folder: str) -> None:
             f"data.dir={root} has no {folder}/ folder for task {cfg['task']['name']!r} "
             f"(found: {', '.join(present) or 'nothing'}). Point data.dir at a folder in the official "
             f"layout <Task>/{{train,val,test}}.jsonl, or use data.source=hub."
+        )
+
+
+def _check_fit_splits(cfg: Mapping[str, Any], task: Any) -> None:
+    """Training needs train and val files locally, unless ``data.carve`` makes them from one."""
+    data = cfg.get("data") or {}
+    if data.get("source", "auto") == "hub" or not data.get("dir") or (data.get("carve") or {}).get("from"):
+        return
+    folder = Path(str(data["dir"])).expanduser() / task.folder
+    missing = [s for s in ("train", "val") if not (folder / task.split_files.get(s, f"{s}.jsonl")).is_file()]
+    if missing:
+        present = sorted(p.stem for p in folder.glob("*.jsonl"))
+        # Carve from a labelled split: val if there is one, else train (test files have no labels).
+        source = next((s for s in ("val", "train") if s in present), "val")
+        raise ConfigError(
+            f"{folder} has no {' or '.join(m + '.jsonl' for m in missing)} (found: {', '.join(present) or 'nothing'}). "
+            f"Set data.carve={{from:{source},val_fraction:0.5}} to carve a seeded "
+            "train/validation split out of one file, or point data.dir at a folder that has both."
         )

@@ -22,7 +22,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from rpt.config import check_config, run_config
+from rpt.callbacks import AtomicCheckpointIO
+from rpt.backbones.loading import ModelLoadError
+from rpt.config import ConfigError, check_config, run_config
+from rpt.data.readers import DataError
 from rpt.data.datamodule import SuperGLUEDataModule
 from rpt.data.tasks import get_task
 from rpt.evaluation import evaluate_loader
@@ -30,18 +33,26 @@ from rpt.module import PromptTuningModule
 
 log = logging.getLogger("rpt.train")
 
+# Errors whose message already says what to change; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ConfigError, DataError, ModelLoadError)
+
 CONFIG_DIR = str(Path(__file__).parent / "conf")
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    # Checkpoint files are replaced atomically and read with weights_only=True (rpt.callbacks),
+    # unless the trainer config brings its own plugins.
+    extra = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
 
 
 def resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
     """``ckpt_path`` if given; with ``resume=true`` the run folder's ``last.ckpt``."""
     if cfg.get("ckpt_path"):
+        if not Path(str(cfg.ckpt_path)).is_file():
+            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist: give the path of a .ckpt file")
         return str(cfg.ckpt_path)
     if not cfg.get("resume"):
         return None
@@ -67,6 +78,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # 1. fail fast on a bad config
     check_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
+    ckpt_path = resume_path(cfg, run_dir)
     plain = run_config(cfg)
     diagnostic = diagnostic_task(plain)
 
@@ -85,7 +97,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     # 3. fit
     trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, run_dir))
+    try:
+        # weights_only=True: resuming runs no code from the checkpoint file.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except FloatingPointError as err:
+        # train.on_nonfinite=stop: the checkpoints on disk predate the bad step; export the best.
+        export_best_so_far(trainer, module, cfg, run_dir, notes=[*datamodule.notes, f"stopped early: {err}"])
+        raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if not trainer.is_global_zero:
         return metrics
@@ -110,6 +128,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         )
         print(f"[rpt] best checkpoint: {best}\n[rpt] export: {out}")
     return metrics
+
+
+def export_best_so_far(
+    trainer: L.Trainer, module: PromptTuningModule, cfg: DictConfig, run_dir: Path, notes: list[str]
+) -> None:
+    """After a failed fit: export the best checkpoint written so far, if there is one (rank 0)."""
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+    if not (trainer.is_global_zero and cfg.get("export", True)):
+        return
+    if not best:
+        log.error("the run stopped before its first validation: no checkpoint to export")
+        return
+    from rpt.export import write_export
+
+    load_trainable_state(module, best)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics["val/score_best"] = float(module.best_score)
+    out = write_export(module, run_dir / "export", metrics=metrics, notes=notes, overwrite=True)
+    print(f"[rpt] the run stopped early; best checkpoint so far: {best}\n[rpt] export: {out}")
 
 
 def make_datamodule(module: PromptTuningModule, cfg: DictConfig, task) -> SuperGLUEDataModule:
@@ -163,7 +200,12 @@ def evaluate_diagnostic(
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except USER_ERRORS as err:
+        # A mistake in the config, the data or the model name: one clear sentence, no traceback.
+        log.error("%s", err)
+        raise SystemExit(f"rpt.train: error: {err}") from None
     return metrics.get("val/score_best")
 
 
