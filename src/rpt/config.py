@@ -74,6 +74,7 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     for folder in dict.fromkeys((task.folder, fit_task.folder)):
         _check_data(cfg, folder)
     _check_fit_splits(cfg, fit_task)
+    _check_run_settings(cfg)
 
 
 def _check_prompt_net(prompt: Mapping[str, Any], length: int) -> None:
@@ -145,3 +146,30 @@ def _check_fit_splits(cfg: Mapping[str, Any], task: Any) -> None:
             f"Set data.carve={{from:{source},val_fraction:0.5}} to carve a seeded "
             "train/validation split out of one file, or point data.dir at a folder that has both."
         )
+
+
+def _whole(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_run_settings(cfg: Mapping[str, Any]) -> None:
+    """Settings read only once the model is loaded (or deep in the data code): check them now."""
+    for key in ("seed", "data_seed"):
+        if not _whole(cfg.get(key), 0):
+            raise ConfigError(f"{key} must be a whole number >= 0, got {cfg.get(key)!r}")
+    data = cfg.get("data") or {}
+    for key, minimum in (("batch_size", 1), ("eval_batch_size", 1), ("num_workers", 0)):
+        if key in data and not _whole(data[key], minimum):
+            raise ConfigError(f"data.{key} must be a whole number >= {minimum}, got {data[key]!r}")
+    for key in ("k_per_class", "max_train_examples"):
+        if data.get(key) is not None and not _whole(data[key], 1):
+            raise ConfigError(f"data.{key} must be a whole number >= 1, or null for all examples; got {data[key]!r}")
+    choices = {
+        ("data", "source"): ("auto", "local", "hub"),
+        ("eval", "mode"): ("rank", "generate"),
+        ("train", "on_nonfinite"): ("stop", "skip"),
+    }
+    for (group, key), allowed in choices.items():
+        value = (cfg.get(group) or {}).get(key, allowed[0])
+        if value not in allowed:
+            raise ConfigError(f"{group}.{key} must be one of {', '.join(allowed)}; got {value!r}")

@@ -99,6 +99,7 @@ def export_metadata(
         "seed": cfg.get("seed"),
         "data_seed": cfg.get("data_seed"),
         "metrics": {k: float(v) for k, v in metrics.items()},
+        "trainable_parameters": module.num_trainable_parameters(),
         "notes": list(notes),
         "peft": dict(peft_info or {}),
         "source": dict(source or {}),
@@ -356,7 +357,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "Compute a trained prompt once (reparameterizer in eval mode) and write an export folder: "
             "prompt.safetensors, rpt.json, head.safetensors (encoders) and peft/ (a PEFT adapter)."
         ),
-        epilog="Example: python -m rpt.export outputs/runs/cb/residual_mlp2/2024-01-01_12-00-00 exports/cb",
+        epilog="Example:\n  python -m rpt.export outputs/runs/cb/residual_mlp2/2024-01-01_12-00-00 exports/cb",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "source",

@@ -59,7 +59,9 @@ def read_export(export_dir: str | Path) -> ExportFiles:
     path = Path(export_dir)
     meta_file, prompt_file, head_file = path / META_FILE, path / PROMPT_FILE, path / HEAD_FILE
     if not path.is_dir():
-        raise ExportError(f"{path}: no such export folder (make one with `python -m rpt.export RUN_DIR {path}`)")
+        raise ExportError(
+            f"{path}: no such export folder (make one with `python -m rpt.export RUN_DIR {path}`)"
+        )
     for required in (meta_file, prompt_file):
         if not required.is_file():
             raise ExportError(f"{path} is not an rpt export: {required.name} is missing")
@@ -72,10 +74,14 @@ def read_export(export_dir: str | Path) -> ExportFiles:
             raise ExportError(f"{meta_file}: field '{key}' is missing or not an object")
     tensors = _load_safetensors(prompt_file)
     if "prompt" not in tensors:
-        raise ExportError(f"{prompt_file}: no tensor named 'prompt' (found: {', '.join(tensors) or 'none'})")
+        raise ExportError(
+            f"{prompt_file}: no tensor named 'prompt' (found: {', '.join(tensors) or 'none'})"
+        )
     prompt = tensors["prompt"]
     if prompt.ndim != 2 or not prompt.is_floating_point():
-        raise ExportError(f"{prompt_file}: 'prompt' must be a float (n, d) matrix, got {prompt.dtype} {tuple(prompt.shape)}")
+        raise ExportError(
+            f"{prompt_file}: 'prompt' must be a float (n, d) matrix, got {prompt.dtype} {tuple(prompt.shape)}"
+        )
     head = _load_safetensors(head_file) if head_file.is_file() else None
     return ExportFiles(path, meta, prompt.float(), head)
 
@@ -111,8 +117,16 @@ def check_backbone(files: ExportFiles, backbone: Backbone, model_cfg: Mapping[st
             f"{files.path / PROMPT_FILE}: the prompt has width {width}, but the backbone {loaded} "
             f"has embedding width {actual['embed_dim']}. The export was made for backbone {made_for}."
         )
-    differs = [k for k in ("family", "model_type", "embed_dim", "vocab_size") if k in stored and stored[k] != actual[k]]
-    if "fingerprint" in stored and not differs and not _same_fingerprint(stored["fingerprint"], actual["fingerprint"]):
+    differs = [
+        k
+        for k in ("family", "model_type", "embed_dim", "vocab_size")
+        if k in stored and stored[k] != actual[k]
+    ]
+    if (
+        "fingerprint" in stored
+        and not differs
+        and not _same_fingerprint(stored["fingerprint"], actual["fingerprint"])
+    ):
         differs.append("embedding weights")
     if differs:
         raise ExportError(
@@ -185,7 +199,9 @@ class Predictor(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     # -- records → examples → batches --
-    def examples(self, records: Iterable[Mapping[str, Any]], where: str = "record") -> list[Example]:
+    def examples(
+        self, records: Iterable[Mapping[str, Any]], where: str = "record"
+    ) -> list[Example]:
         """The task's examples of official records (errors name ``<where> <number>``, 1-based)."""
         examples: list[Example] = []
         for i, record in enumerate(records, start=1):
@@ -199,7 +215,9 @@ class Predictor(nn.Module):
             examples += self.task.record_to_examples(record, f"{path}:{line}", labeled=None)
         return examples
 
-    def batches(self, examples: Sequence[Example], batch_size: int | None = None) -> Iterator[dict[str, Any]]:
+    def batches(
+        self, examples: Sequence[Example], batch_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Padded batches (see :mod:`rpt.backbones.base`) in order, on the predictor's device.
 
         No gold answer is passed to ``featurize``: an input's truncation never depends on its label.
@@ -209,7 +227,11 @@ class Predictor(nn.Module):
         for start in range(0, len(examples), size):
             chunk = examples[start : start + size]
             features = [
-                {**self.backbone.featurize(ex.source, ex.choices, None, n), "example": ex, "index": start + i}
+                {
+                    **self.backbone.featurize(ex.source, ex.choices, None, n),
+                    "example": ex,
+                    "index": start + i,
+                }
                 for i, ex in enumerate(chunk)
             ]
             batch = self.collate(features)
@@ -222,7 +244,9 @@ class Predictor(nn.Module):
         return self.backbone.choice_scores(dict(batch), self.prompt)
 
     @torch.inference_mode()
-    def predict_batch(self, batch: Mapping[str, Any], mode: str | None = None) -> tuple[list[str], list[list[float]] | None]:
+    def predict_batch(
+        self, batch: Mapping[str, Any], mode: str | None = None
+    ) -> tuple[list[str], list[list[float]] | None]:
         """Predicted texts of one batch, and in rank mode every candidate's score."""
         mode = mode or self.mode
         if mode not in EVAL_MODES:
@@ -268,14 +292,18 @@ class Predictor(nn.Module):
         ``mode``: ``rank`` (score every candidate, the export's default) or ``generate`` (greedy).
         ``return_scores``: also return each candidate's score (rank mode).
         """
-        return self.predict_examples(self.examples(records), mode=mode, batch_size=batch_size, return_scores=return_scores)
+        return self.predict_examples(
+            self.examples(records), mode=mode, batch_size=batch_size, return_scores=return_scores
+        )
 
     def evaluate(self, records: Iterable[Mapping[str, Any]], **kwargs: Any) -> dict[str, float]:
         """The task's metrics (and ``score``) on labeled records, as training's validation logs them."""
         examples = self.examples(records)
         return self.task.compute_metrics(examples, self.predict_examples(examples, **kwargs))
 
-    def submission(self, records: Iterable[Mapping[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
+    def submission(
+        self, records: Iterable[Mapping[str, Any]], **kwargs: Any
+    ) -> list[dict[str, Any]]:
         """SuperGLUE leaderboard lines (``idx`` and the official label) for official records."""
         examples = self.examples(records)
         return self.task.submission_records(examples, self.predict_examples(examples, **kwargs))
@@ -294,8 +322,9 @@ def load(
     Args:
         export_dir: a folder written by ``rpt.export`` (or a training run's ``export/``).
         model: where to find the same backbone elsewhere: a folder or hub name (replaces
-            ``name_or_path``), or a mapping of model-config overrides (``{"dtype": "bfloat16"}``).
-            A different backbone is refused, with both named.
+            ``name_or_path``), or a mapping of model-config overrides (``{"dtype": "bfloat16"}``;
+            ``{"trust_remote_code": True}`` for a model that needs its own code: rpt.json's value
+            is never used). A different backbone is refused, with both named.
         task: a task in the same format to predict with this prompt (``axb`` for an RTE export).
         device: ``"cpu"``, ``"cuda"``…; default: CUDA when available.
         batch_size: examples per forward pass.
@@ -303,6 +332,9 @@ def load(
     files = read_export(export_dir)
     stored = files.meta["backbone"]
     model_cfg = {k: v for k, v in stored.items() if k not in IDENTITY_KEYS}
+    # Loading an export runs no code from it: remote model code only if the caller asks here.
+    # Gradient checkpointing is a training-time memory trade, useless for inference.
+    model_cfg.update(trust_remote_code=False, gradient_checkpointing=False)
     if isinstance(model, str):
         model_cfg.update(name_or_path=model, random_init=None)
     elif model:
@@ -317,11 +349,17 @@ def load(
     head = backbone.trainable_head()
     if head is not None:
         if files.head is None:
-            raise ExportError(f"{files.path}: {HEAD_FILE} is missing; encoder backbones need their head")
+            raise ExportError(
+                f"{files.path}: {HEAD_FILE} is missing; encoder backbones need their head"
+            )
         try:
             head.load_state_dict(files.head)
         except RuntimeError as err:
-            raise ExportError(f"{files.path / HEAD_FILE} does not fit the backbone's head: {err}") from None
+            raise ExportError(
+                f"{files.path / HEAD_FILE} does not fit the backbone's head: {err}"
+            ) from None
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    predictor = Predictor(backbone, files.prompt, predict_task, files.meta.get("eval"), batch_size, files.meta)
+    predictor = Predictor(
+        backbone, files.prompt, predict_task, files.meta.get("eval"), batch_size, files.meta
+    )
     return predictor.to(device)

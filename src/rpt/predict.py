@@ -23,19 +23,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+#: key → (metavar, help). Every key is accepted as ``key=value`` or ``--key value``.
 OPTIONS = {
-    "export": "an export folder (prompt.safetensors, rpt.json)",
-    "run": "a training run folder: uses RUN_DIR/export",
-    "task": "the task to predict (default: the export's; axb/axg with an RTE export)",
-    "split": "a split of the task in the data folder: test (default), val, train",
-    "input": "a JSONL file in the task's official format, instead of split=",
-    "data": "the SuperGLUE folder <Task>/{train,val,test}.jsonl (default: $RPT_DATA_DIR)",
-    "out": "the output folder (default: <export>/predictions)",
-    "mode": "rank (score every candidate) or generate (greedy); default: the export's eval.mode",
-    "batch_size": "examples per forward pass (default 32)",
-    "device": "cpu, cuda, cuda:1... (default: cuda when available)",
-    "model": "a folder or hub name holding the export's backbone (a local copy of it)",
-    "scores": "true: also write every candidate's score (rank mode)",
+    "export": ("DIR", "an export folder (prompt.safetensors, rpt.json)"),
+    "run": ("RUN_DIR", "a training run folder: uses RUN_DIR/export"),
+    "task": ("NAME", "the task to predict (default: the export's; axb/axg with an RTE export)"),
+    "split": (
+        "SPLIT",
+        "a split in the data folder: test (default; the leaderboard file), val, train",
+    ),
+    "input": ("FILE", "a JSONL file in the task's official format, instead of split="),
+    "data": ("DIR", "the SuperGLUE folder <Task>/{train,val,test}.jsonl (default: $RPT_DATA_DIR)"),
+    "out": ("DIR", "the output folder (default: <export>/predictions)"),
+    "mode": ("MODE", "rank (score every candidate) or generate (greedy); default: the export's"),
+    "batch_size": ("N", "examples per forward pass (default 32)"),
+    "device": ("DEVICE", "cpu, cuda, cuda:1... (default: cuda when available)"),
+    "model": ("PATH", "a folder or hub name holding the export's backbone (a local copy of it)"),
+    "scores": ("BOOL", "true: also write every candidate's score (rank mode)"),
 }
 _KEY_VALUE = re.compile(r"^([a-z_]+)=(.*)$", re.DOTALL)
 
@@ -55,7 +59,11 @@ def _as_flags(argv: Sequence[str]) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rpt-predict",
-        description="Predict with an exported prompt and write predictions / SuperGLUE submission files.",
+        usage="rpt-predict export=DIR | run=RUN_DIR [split=test | input=FILE.jsonl] [key=value ...]",
+        description=(
+            "Predict with an exported prompt and write predictions / SuperGLUE submission files.\n"
+            "Every option is given as key=value (split=test) or --key value (--split test)."
+        ),
         epilog=(
             "Examples:\n"
             "  python -m rpt.predict export=exports/cb task=cb split=test     # CB.jsonl for the leaderboard\n"
@@ -64,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for key, help_text in OPTIONS.items():
-        kwargs: dict[str, Any] = {"help": help_text, "metavar": key.upper()}
+    for key, (metavar, help_text) in OPTIONS.items():
+        kwargs: dict[str, Any] = {"help": help_text, "metavar": metavar}
         if key == "batch_size":
             kwargs["type"] = int
         if key == "split":
@@ -106,7 +114,13 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
 
     export_dir = export_folder(args)
     model = args.model or None
-    predictor = load(export_dir, model=model, task=args.task, device=args.device, batch_size=args.batch_size or 32)
+    predictor = load(
+        export_dir,
+        model=model,
+        task=args.task,
+        device=args.device,
+        batch_size=args.batch_size or 32,
+    )
     task = predictor.task
 
     # 1. the examples
@@ -116,12 +130,10 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
     else:
         data_dir = args.data or os.environ.get("RPT_DATA_DIR")
         if not data_dir:
-            raise DataError("no data folder: pass data=/path/to/superglue (or set RPT_DATA_DIR), or input=FILE.jsonl")
-        split = args.split if args.split in task.split_files else None
-        if split is None and args.split == "test" and len(task.split_files) == 1:
-            split = next(iter(task.split_files))  # AX-b / AX-g: one file
-        if split is None:
-            raise DataError(f"{task.folder} has no split {args.split!r}; its splits are: {', '.join(task.split_files)}")
+            raise DataError(
+                "no data folder: pass data=/path/to/superglue (or set RPT_DATA_DIR), or input=FILE.jsonl"
+            )
+        split = args.split  # AX-b / AX-g: their one file is split=test
         examples = load_split(task, data_dir, split)
         name = task.folder if split == "test" else f"{task.folder}.{split}"
 
@@ -162,7 +174,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.exit(2, f"rpt-predict: error: {err}\n")
     for kind, path in result["files"].items():
         print(f"[rpt] {kind}: {path}")
-    print(f"[rpt] {result['examples']} examples" + (f"; metrics: {result['metrics']}" if result["metrics"] else ""))
+    print(
+        f"[rpt] {result['examples']} examples"
+        + (f"; metrics: {result['metrics']}" if result["metrics"] else "")
+    )
 
 
 if __name__ == "__main__":

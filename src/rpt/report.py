@@ -61,7 +61,20 @@ IGNORED_KEYS = {
 # it and add nothing to a label (model=minilm, not model.name_or_path=... model.family=...).
 NAMED_SECTIONS = ("model", "task", "prompt")
 # Columns of a wandb runs-table export that describe the run, not its config.
-WANDB_COLUMNS = {"name", "state", "notes", "user", "tags", "created", "runtime", "sweep", "group", "id", "job type", "hostname"}
+WANDB_COLUMNS = {
+    "name",
+    "state",
+    "notes",
+    "user",
+    "tags",
+    "created",
+    "runtime",
+    "sweep",
+    "group",
+    "id",
+    "job type",
+    "hostname",
+}
 WANDB_NAME = re.compile(r"^(?P<task>[^-]+)-(?P<prompt>.+)-seed(?P<seed>-?\d+)$")
 
 
@@ -110,7 +123,11 @@ def _hashable(value: Any) -> Any:
 
 
 def hyperparameters(flat: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in flat.items() if k not in IGNORED_KEYS and not k.startswith(IGNORED_PREFIXES)}
+    return {
+        k: v
+        for k, v in flat.items()
+        if k not in IGNORED_KEYS and not k.startswith(IGNORED_PREFIXES)
+    }
 
 
 def is_run_dir(path: Path) -> bool:
@@ -188,7 +205,13 @@ def load_run_dir(run_dir: Path, curve_metric: str = DEFAULT_CURVE_METRIC) -> Run
     if (run_dir / RUN_META).is_file():
         meta = json.loads((run_dir / RUN_META).read_text())
         if not flat:  # an export without its config: rebuild what the export kept
-            flat = flatten({"model": meta.get("backbone", {}), "prompt": meta.get("prompt", {}), "task": meta.get("task", {})})
+            flat = flatten(
+                {
+                    "model": meta.get("backbone", {}),
+                    "prompt": meta.get("prompt", {}),
+                    "task": meta.get("task", {}),
+                }
+            )
             flat.update({k: meta.get(k) for k in ("seed", "data_seed") if k in meta})
 
     metrics: dict[str, float] = {}
@@ -196,7 +219,9 @@ def load_run_dir(run_dir: Path, curve_metric: str = DEFAULT_CURVE_METRIC) -> Run
     if (run_dir / RUN_CSV).is_file():
         metrics, series = read_csv_metrics(run_dir / RUN_CSV)
         curve = series.get(curve_metric, [])
-    metrics.update({k: float(v) for k, v in (meta.get("metrics") or {}).items() if _to_float(v) is not None})
+    metrics.update(
+        {k: float(v) for k, v in (meta.get("metrics") or {}).items() if _to_float(v) is not None}
+    )
 
     task = flat.get("task.name") or (meta.get("task") or {}).get("name")
     prompt = flat.get("prompt.name") or (meta.get("prompt") or {}).get("name")
@@ -240,13 +265,17 @@ def load_wandb_csv(path: Path) -> list[Run]:
                     if value is not None:
                         metrics[key] = value
                 elif "." in key or key in ("seed", "data_seed", "trainable_parameters"):
-                    flat[key] = value if value is not None and not text.strip().isalpha() else text.strip()
+                    flat[key] = (
+                        value if value is not None and not text.strip().isalpha() else text.strip()
+                    )
             named = WANDB_NAME.match((row.get("Name") or row.get("name") or "").strip())
             task = flat.get("task.name") or (named and named["task"])
             prompt = flat.get("prompt.name") or (named and named["prompt"])
             seed = flat.get("seed", named["seed"] if named else None)
             if not task or not prompt:
-                raise ValueError(f"{path}:{i}: no task.name / prompt.name column and no run name like cb-residual_mlp1-seed0")
+                raise ValueError(
+                    f"{path}:{i}: no task.name / prompt.name column and no run name like cb-residual_mlp1-seed0"
+                )
             trainable = flat.pop("trainable_parameters", None)
             runs.append(
                 Run(
@@ -263,7 +292,9 @@ def load_wandb_csv(path: Path) -> list[Run]:
 
 
 def collect_runs(
-    paths: Sequence[str | Path], metric: str = DEFAULT_METRIC, curve_metric: str = DEFAULT_CURVE_METRIC
+    paths: Sequence[str | Path],
+    metric: str = DEFAULT_METRIC,
+    curve_metric: str = DEFAULT_CURVE_METRIC,
 ) -> tuple[list[Run], list[Skipped]]:
     """Every run under ``paths`` that has ``metric``; the others, with the reason, as skipped."""
     runs: list[Run] = []
@@ -295,7 +326,11 @@ def collect_runs(
             seen.add(key)
             value = run.metrics.get(metric)
             if value is None or not math.isfinite(value):
-                reason = f"no finite {metric} (unfinished run?)" if value is None else f"{metric} = {value}"
+                reason = (
+                    f"no finite {metric} (unfinished run?)"
+                    if value is None
+                    else f"{metric} = {value}"
+                )
                 skipped.append(Skipped(run.source, reason))
             else:
                 runs.append(run)
@@ -329,9 +364,12 @@ def short_names(keys: Sequence[str]) -> dict[str, str]:
 
 
 def format_value(value: Any) -> str:
+    """Short and without spaces (a method name is split on spaces): 0.3, 800, [0.9,0.999]."""
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value)
+    if isinstance(value, tuple):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    return str(value).replace(" ", "_")
 
 
 def assign_methods(runs: Sequence[Run], ignore: Iterable[str] = ()) -> list[str]:
@@ -339,7 +377,12 @@ def assign_methods(runs: Sequence[Run], ignore: Iterable[str] = ()) -> list[str]
     keys = varying_keys(runs, ignore)
     names = short_names(keys)
     for run in runs:
-        parts = [run.prompt] + [f"{names[k]}={format_value(run.params.get(k))}" for k in keys if k != "prompt.name"]
+        # A key this run's config lacks (no bottleneck for prompt=none) is left out of its name.
+        parts = [run.prompt] + [
+            f"{names[k]}={format_value(run.params[k])}"
+            for k in keys
+            if k != "prompt.name" and run.params.get(k) is not None
+        ]
         run.method = " ".join(parts)
     return keys
 
@@ -393,14 +436,18 @@ def summarise(runs: Sequence[Run], metric: str) -> dict[str, list[Row]]:
         groups[(run.task, run.method)].append(run)
     tables: dict[str, list[Row]] = defaultdict(list)
     for (task, method), members in groups.items():
-        members = sorted(members, key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0))
+        members = sorted(
+            members, key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0)
+        )
         tables[task].append(
             Row(
                 task=task,
                 method=method,
                 values=[r.metrics[metric] for r in members],
                 seeds=[r.seed for r in members],
-                trainable=[r.trainable_parameters for r in members if r.trainable_parameters is not None],
+                trainable=[
+                    r.trainable_parameters for r in members if r.trainable_parameters is not None
+                ],
             )
         )
     for rows in tables.values():
@@ -446,19 +493,63 @@ def markdown_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_csvs(out: Path, tables: Mapping[str, Sequence[Row]], runs: Sequence[Run], metric: str) -> None:
+def write_csvs(
+    out: Path, tables: Mapping[str, Sequence[Row]], runs: Sequence[Run], metric: str
+) -> None:
     with open(out / "summary.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["task", "method", "metric", "n", "mean", "std", "min", "max", "trainable_parameters", "seeds"])
+        writer.writerow(
+            [
+                "task",
+                "method",
+                "metric",
+                "n",
+                "mean",
+                "std",
+                "min",
+                "max",
+                "trainable_parameters",
+                "seeds",
+            ]
+        )
         for rows in tables.values():
             for r in rows:
-                trainable = r.trainable[0] if r.trainable and len(set(r.trainable)) == 1 else r.trainable_text()
-                writer.writerow([r.task, r.method, metric, r.n, repr(r.mean), repr(r.std), repr(r.min), repr(r.max), trainable, r.seeds_text()])
+                trainable = (
+                    r.trainable[0]
+                    if r.trainable and len(set(r.trainable)) == 1
+                    else r.trainable_text()
+                )
+                writer.writerow(
+                    [
+                        r.task,
+                        r.method,
+                        metric,
+                        r.n,
+                        repr(r.mean),
+                        repr(r.std),
+                        repr(r.min),
+                        repr(r.max),
+                        trainable,
+                        r.seeds_text(),
+                    ]
+                )
     with open(out / "runs.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["task", "method", "prompt", "seed", metric, "trainable_parameters", "source"])
+        writer.writerow(
+            ["task", "method", "prompt", "seed", metric, "trainable_parameters", "source"]
+        )
         for run in sorted(runs, key=lambda r: (r.task, _method_key(r.method), r.seed or 0)):
-            writer.writerow([run.task, run.method, run.prompt, run.seed, repr(run.metrics[metric]), run.trainable_parameters, run.source])
+            writer.writerow(
+                [
+                    run.task,
+                    run.method,
+                    run.prompt,
+                    run.seed,
+                    repr(run.metrics[metric]),
+                    run.trainable_parameters,
+                    run.source,
+                ]
+            )
 
 
 # ---- plots -----------------------------------------------------------------------------------
@@ -502,10 +593,27 @@ def plot_seeds(rows: Sequence[Row], task: str, metric: str, path: Path) -> Path:
         # The runs in a band above the method's line (spread in seed order, so that equal scores
         # stay visible), the mean ± std just below it, so that the two never hide each other.
         offsets = [0.1] if k == 1 else [-0.02 + 0.3 * j / (k - 1) for j in range(k)]
-        ax.scatter(row.values, [y + o for o in offsets], s=30, color=colors[row.method], alpha=0.85, zorder=3, edgecolors="none", label="one run (seed)" if i == 0 else None)
+        ax.scatter(
+            row.values,
+            [y + o for o in offsets],
+            s=30,
+            color=colors[row.method],
+            alpha=0.85,
+            zorder=3,
+            edgecolors="none",
+            label="one run (seed)" if i == 0 else None,
+        )
         ax.errorbar(
-            row.mean, y - 0.2, xerr=None if k == 1 else row.std, fmt="D", color="black", markersize=5,
-            capsize=4, linewidth=1.5, zorder=4, label="mean ± std" if i == 0 else None,
+            row.mean,
+            y - 0.2,
+            xerr=None if k == 1 else row.std,
+            fmt="D",
+            color="black",
+            markersize=5,
+            capsize=4,
+            linewidth=1.5,
+            zorder=4,
+            label="mean ± std" if i == 0 else None,
         )
     ax.set_yticks(range(n))
     ax.set_yticklabels([f"{r.method}  (n={r.n})" for r in reversed(rows)])
@@ -519,7 +627,9 @@ def plot_seeds(rows: Sequence[Row], task: str, metric: str, path: Path) -> Path:
     return path
 
 
-def plot_curves(runs: Sequence[Run], methods: Sequence[str], task: str, curve_metric: str, path: Path) -> Path | None:
+def plot_curves(
+    runs: Sequence[Run], methods: Sequence[str], task: str, curve_metric: str, path: Path
+) -> Path | None:
     """``curve_metric`` per epoch, one line per run, one colour per method; None without curves."""
     with_curves = [r for r in runs if r.curve]
     if not with_curves:
@@ -532,7 +642,15 @@ def plot_curves(runs: Sequence[Run], methods: Sequence[str], task: str, curve_me
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for run in with_curves:
         epochs, values = zip(*sorted(run.curve))
-        ax.plot([e + 1 for e in epochs], values, marker="o", markersize=3, linewidth=1.2, alpha=0.7, color=colors[run.method])
+        ax.plot(
+            [e + 1 for e in epochs],
+            values,
+            marker="o",
+            markersize=3,
+            linewidth=1.2,
+            alpha=0.7,
+            color=colors[run.method],
+        )
     # One legend entry per colour: per method, or per prompt config when colours are shared.
     by_prompt = len(set(colors.values())) < len(colors)
     legend_of = _prompt_of if by_prompt else (lambda m: m)
@@ -542,11 +660,20 @@ def plot_curves(runs: Sequence[Run], methods: Sequence[str], task: str, curve_me
     entries = list(dict.fromkeys(legend_of(m) for m in methods))
     first = {legend_of(m): m for m in reversed(methods)}
     handles = [
-        Line2D([], [], color=colors[first[e]], marker="o", markersize=3, label=f"{e}{' (all settings)' if by_prompt else ''}: {counts[e]} runs")
+        Line2D(
+            [],
+            [],
+            color=colors[first[e]],
+            marker="o",
+            markersize=3,
+            label=f"{e}{', all settings' if by_prompt else ''} ({counts[e]} run{'' if counts[e] == 1 else 's'})",
+        )
         for e in entries
         if counts[e]
     ]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
+    ax.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9
+    )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(curve_metric)
@@ -557,20 +684,27 @@ def plot_curves(runs: Sequence[Run], methods: Sequence[str], task: str, curve_me
     return path
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def numeric_runs(runs: Sequence[Run], key: str) -> list[Run]:
+    """The runs whose ``key`` is a number (``prompt.net.bottleneck`` is absent for ``prompt=none``)."""
+    return [r for r in runs if _is_number(r.params.get(key))]
+
+
 def numeric_keys(runs: Sequence[Run], keys: Sequence[str]) -> list[str]:
-    """The varying keys whose values are all numbers, with at least two distinct values here."""
-    found = []
-    for key in keys:
-        values = [r.params.get(key) for r in runs]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and len(set(values)) > 1:
-            found.append(key)
-    return found
+    """The varying keys that take at least two numeric values among ``runs``."""
+    return [k for k in keys if len({r.params[k] for r in numeric_runs(runs, k)}) > 1]
 
 
 MAX_LINES = 8
+MAX_TICKS = 8  # more distinct values (a random or Bayesian search): matplotlib picks the ticks
 
 
-def plot_against(runs: Sequence[Run], key: str, keys: Sequence[str], task: str, metric: str, path: Path) -> Path:
+def plot_against(
+    runs: Sequence[Run], key: str, keys: Sequence[str], task: str, metric: str, path: Path
+) -> Path:
     """The score against one hyper-parameter: every run as a dot, the mean per value as a line.
 
     One line per setting of the other varying hyper-parameters; when that makes more than
@@ -581,7 +715,9 @@ def plot_against(runs: Sequence[Run], key: str, keys: Sequence[str], task: str, 
     others = [k for k in keys if k not in (key, "prompt.name")]
 
     def label(run: Run, with_others: bool) -> str:
-        extra = [f"{names[k]}={format_value(run.params.get(k))}" for k in others] if with_others else []
+        extra = (
+            [f"{names[k]}={format_value(run.params.get(k))}" for k in others] if with_others else []
+        )
         return " ".join([run.prompt, *extra])
 
     marginal = len({label(r, True) for r in runs}) > MAX_LINES
@@ -590,27 +726,44 @@ def plot_against(runs: Sequence[Run], key: str, keys: Sequence[str], task: str, 
         groups[label(run, not marginal)].append(run)
     ordered = sorted(groups, key=_method_key)
     colors = _colors(ordered)
+    values = [float(r.params[key]) for r in runs]
+    distinct = sorted(set(values))
+    # A grid repeats each value: join the means. A random or Bayesian search rarely repeats one:
+    # a line through single runs would draw noise, so show the runs alone.
+    grid = len(distinct) <= MAX_TICKS
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for name in ordered:
         members = groups[name]
         xs = [float(r.params[key]) for r in members]
         ys = [r.metrics[metric] for r in members]
-        ax.scatter(xs, ys, s=22, alpha=0.45, color=colors[name], edgecolors="none")
+        ax.scatter(
+            xs,
+            ys,
+            s=22 if grid else 30,
+            alpha=0.45 if grid else 0.85,
+            color=colors[name],
+            edgecolors="none",
+            label=None if grid else name,
+        )
+        if not grid:
+            continue
         by_x: dict[float, list[float]] = defaultdict(list)
         for x, y in zip(xs, ys):
             by_x[x].append(y)
         line_x = sorted(by_x)
-        ax.plot(line_x, [statistics.fmean(by_x[x]) for x in line_x], marker="o", linewidth=2, color=colors[name], label=name)
-    values = [float(r.params[key]) for r in runs]
+        means = [statistics.fmean(by_x[x]) for x in line_x]
+        ax.plot(line_x, means, marker="o", linewidth=2, color=colors[name], label=name)
     if min(values) > 0 and max(values) / min(values) >= 10:
         ax.set_xscale("log")
-    ax.set_xticks(sorted(set(values)))
-    ax.set_xticklabels([format_value(v) for v in sorted(set(values))])
-    ax.minorticks_off()
+    if grid:  # label exactly the grid's values
+        ax.set_xticks(distinct)
+        ax.set_xticklabels([format_value(v) for v in distinct])
+        ax.minorticks_off()
     ax.set_xlabel(key)
     ax.set_ylabel(metric)
     over = "seeds and other settings" if marginal else "seeds"
-    ax.set_title(f"{task}: {metric} against {names[key]}\n(dots: runs; lines: mean over {over})", fontsize=11)
+    legend = f"dots: runs; lines: mean over {over}" if grid else "dots: runs"
+    ax.set_title(f"{task}: {metric} against {names[key]}\n({legend})", fontsize=11)
     ax.grid(alpha=0.3)
     _legend_outside(ax)
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -638,7 +791,9 @@ def write_report(
     runs, skipped = collect_runs(paths, metric, curve_metric)
     if not runs:
         reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
-        raise ValueError(f"no finished runs with {metric} under {', '.join(map(str, paths))}. {reasons}")
+        raise ValueError(
+            f"no finished runs with {metric} under {', '.join(map(str, paths))}. {reasons}"
+        )
     keys = assign_methods(runs, ignore)
     tables = summarise(runs, metric)
     out.mkdir(parents=True, exist_ok=True)
@@ -647,7 +802,7 @@ def write_report(
     lines = [
         f"# Report: {metric}",
         "",
-        f"{len(runs)} runs from {', '.join(str(p) for p in paths)}.",
+        f"{len(runs)} run{'' if len(runs) == 1 else 's'} from {', '.join(str(p) for p in paths)}.",
         "",
         "Per task and method: mean ± sample standard deviation (n − 1; – for a single run), min and max "
         "over the method's runs (its seeds), their number n, and the trainable parameter count. A method "
@@ -662,22 +817,39 @@ def write_report(
         if not plots:
             continue
         methods = [r.method for r in rows]
-        made = [(f"{task}: {metric} per run", plot_seeds(rows, task, metric, out / f"{_file_part(task)}_seeds.png"))]
-        curves = plot_curves(task_runs, methods, task, curve_metric, out / f"{_file_part(task)}_curves.png")
+        made = [
+            (
+                f"{task}: {metric} per run",
+                plot_seeds(rows, task, metric, out / f"{_file_part(task)}_seeds.png"),
+            )
+        ]
+        curves = plot_curves(
+            task_runs, methods, task, curve_metric, out / f"{_file_part(task)}_curves.png"
+        )
         if curves is None:
-            notes.append(f"{task}: no validation curves (they come from csv/metrics.csv: train with logger=csv)")
+            notes.append(
+                f"{task}: no validation curves (they come from csv/metrics.csv: train with logger=csv)"
+            )
         else:
             made.append((f"{task}: {curve_metric} per epoch", curves))
         for key in numeric_keys(task_runs, keys):
             target = out / f"{_file_part(task)}_vs_{_file_part(key)}.png"
-            made.append((f"{task}: {metric} against {key}", plot_against(task_runs, key, keys, task, metric, target)))
+            key_runs = numeric_runs(task_runs, key)
+            made.append(
+                (
+                    f"{task}: {metric} against {key}",
+                    plot_against(key_runs, key, keys, task, metric, target),
+                )
+            )
         lines.append("")
         lines += [f"![{title}]({p.name})" for title, p in made]
         figures += [p for _, p in made]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     if skipped:
-        lines += ["", f"## Skipped ({len(skipped)})", ""] + [f"- {s.source}: {s.reason}" for s in skipped]
+        lines += ["", f"## Skipped ({len(skipped)})", ""] + [
+            f"- {s.source}: {s.reason}" for s in skipped
+        ]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return {
@@ -703,17 +875,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Tables (mean ± std over seeds) and plots from finished rpt runs.",
         epilog="Example: python -m rpt.report outputs/multirun/2025-01-01_12-00-00 --out reports/cb",
     )
-    parser.add_argument("dirs", nargs="+", metavar="DIR", help="multirun folder, run folder, folder of runs, or a wandb CSV export")
-    parser.add_argument("--metric", default=DEFAULT_METRIC, help=f"the score to summarise (default {DEFAULT_METRIC}: the best validation score, the exported checkpoint's)")
-    parser.add_argument("--curve-metric", default=DEFAULT_CURVE_METRIC, help=f"the per-epoch curve (default {DEFAULT_CURVE_METRIC}; from csv/metrics.csv)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first DIR>/report)")
-    parser.add_argument("--ignore", action="append", default=[], metavar="KEY", help="a config key never to put in a method's name (repeatable), e.g. trainer.accelerator")
+    parser.add_argument(
+        "dirs",
+        nargs="+",
+        metavar="DIR",
+        help="multirun folder, run folder, folder of runs, or a wandb CSV export",
+    )
+    parser.add_argument(
+        "--metric",
+        default=DEFAULT_METRIC,
+        help=f"the score to summarise (default {DEFAULT_METRIC}: the best validation score, the exported checkpoint's)",
+    )
+    parser.add_argument(
+        "--curve-metric",
+        default=DEFAULT_CURVE_METRIC,
+        help=f"the per-epoch curve (default {DEFAULT_CURVE_METRIC}; from csv/metrics.csv)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: <first DIR>/report)"
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a config key never to put in a method's name (repeatable), e.g. trainer.accelerator",
+    )
     parser.add_argument("--no-plots", action="store_true", help="tables and CSVs only")
     args = parser.parse_args(argv)
 
     out = args.out or default_out(args.dirs[0])
     try:
-        result = write_report(args.dirs, out, args.metric, args.curve_metric, args.ignore, plots=not args.no_plots)
+        result = write_report(
+            args.dirs, out, args.metric, args.curve_metric, args.ignore, plots=not args.no_plots
+        )
     except (FileNotFoundError, ValueError) as err:
         print(f"[rpt.report] {err}", file=sys.stderr)
         return 2
@@ -722,7 +917,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for note in result["notes"]:
         print(f"[rpt.report] note: {note}")
     if result["skipped"]:
-        print(f"[rpt.report] skipped {len(result['skipped'])} run(s); see the report's last section")
+        print(
+            f"[rpt.report] skipped {len(result['skipped'])} run(s); see the report's last section"
+        )
     print(f"\n[rpt.report] {len(result['runs'])} runs -> {out}")
     for path in [result["report"], result["summary"], result["runs_csv"], *result["figures"]]:
         print(f"[rpt.report]   {path}")

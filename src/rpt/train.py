@@ -22,11 +22,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from rpt.callbacks import AtomicCheckpointIO
 from rpt.backbones.loading import ModelLoadError
+from rpt.callbacks import AtomicCheckpointIO
 from rpt.config import ConfigError, check_config, run_config
-from rpt.data.readers import DataError
 from rpt.data.datamodule import SuperGLUEDataModule
+from rpt.data.readers import DataError
 from rpt.data.tasks import get_task
 from rpt.evaluation import evaluate_loader
 from rpt.module import PromptTuningModule

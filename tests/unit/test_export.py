@@ -14,34 +14,67 @@ from safetensors.torch import load_file, save_file
 import rpt
 from rpt.backbones.base import flatten_choices, scatter_scores, sequence_logprob
 from rpt.backbones.causal import join_rows
+from rpt.data.collate import Collator
 from rpt.export import main as export_main
 from rpt.export import write_export
-from rpt.data.collate import Collator
 from rpt.inference import ExportError
 from rpt.prompts import Reparameterizer
 from tests.helpers import build_module, plain_config
 
-FAMILIES = ["tiny_t5", "tiny_bert", "tiny_gpt2"]
-
 #: CB records in the official format, written for these tests.
 CB_RECORDS = [
-    {"idx": 0, "premise": "The cat slept all day on the warm mat.", "hypothesis": "the cat was awake", "label": "contradiction"},
-    {"idx": 1, "premise": "She bought bread, milk and two apples.", "hypothesis": "she bought apples", "label": "entailment"},
-    {"idx": 2, "premise": "He may come to the party, or he may not.", "hypothesis": "he will come", "label": "neutral"},
-    {"idx": 3, "premise": "The river flooded the old town twice last year.", "hypothesis": "the town flooded", "label": "entailment"},
-    {"idx": 4, "premise": "I doubt that the shop opens on Sundays.", "hypothesis": "the shop opens on Sundays", "label": "neutral"},
+    {
+        "idx": 0,
+        "premise": "The cat slept all day on the warm mat.",
+        "hypothesis": "the cat was awake",
+        "label": "contradiction",
+    },
+    {
+        "idx": 1,
+        "premise": "She bought bread, milk and two apples.",
+        "hypothesis": "she bought apples",
+        "label": "entailment",
+    },
+    {
+        "idx": 2,
+        "premise": "He may come to the party, or he may not.",
+        "hypothesis": "he will come",
+        "label": "neutral",
+    },
+    {
+        "idx": 3,
+        "premise": "The river flooded the old town twice last year.",
+        "hypothesis": "the town flooded",
+        "label": "entailment",
+    },
+    {
+        "idx": 4,
+        "premise": "I doubt that the shop opens on Sundays.",
+        "hypothesis": "the shop opens on Sundays",
+        "label": "neutral",
+    },
 ]
 
 
-def trained_module(model: str, *overrides: str, steps: int = 3):
+def trained_module(model: str, *overrides: str, steps: int = 2):
     """A tiny module after a few AdamW steps on CB_RECORDS, in eval mode: prompt, network (and
     head) all moved away from their initial values."""
     torch.manual_seed(0)
-    module = build_module([f"model={model}", "task=cb", "prompt=residual_mlp2", "optimizer.lr=0.05", *overrides])
-    examples = [ex for i, r in enumerate(CB_RECORDS) for ex in module.task.record_to_examples(r, f"record {i}")]
+    module = build_module(
+        [f"model={model}", "task=cb", "prompt=residual_mlp2", "optimizer.lr=0.05", *overrides]
+    )
+    examples = [
+        ex
+        for i, r in enumerate(CB_RECORDS)
+        for ex in module.task.record_to_examples(r, f"record {i}")
+    ]
     n = module.reparam.length
     features = [
-        {**module.backbone.featurize(ex.source, ex.choices, ex.target, n), "example": ex, "index": i}
+        {
+            **module.backbone.featurize(ex.source, ex.choices, ex.target, n),
+            "example": ex,
+            "index": i,
+        }
         for i, ex in enumerate(examples)
     ]
     batch = Collator(module.backbone.pad_id)(features)
@@ -54,36 +87,73 @@ def trained_module(model: str, *overrides: str, steps: int = 3):
     return module.eval()
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
-def exported(request, tmp_path_factory):
-    """``(family, trained module, export folder)`` for each tiny family."""
-    module = trained_module(request.param)
-    out = write_export(module, tmp_path_factory.mktemp(request.param) / "export", metrics={"val/score": 0.5})
-    return request.param, module, out
+#: (family, overrides): every family with its defaults, and the encoder with the placement and
+#: pooling that PEFT's SEQ_CLS prompt tuning uses (front, pooler), which PEFT reproduces exactly.
+VARIANTS = [
+    ("tiny_t5", ()),
+    ("tiny_gpt2", ()),
+    ("tiny_bert", ()),
+    ("tiny_bert", ("model.prompt_position=front", "model.pooling=pooler")),
+]
+
+
+_EXPORTS: dict[tuple[str, tuple[str, ...]], tuple] = {}
+
+
+def export_of(variant: tuple[str, tuple[str, ...]], tmp_path_factory) -> tuple:
+    """``(family, overrides, trained module, export folder)``, built once per test session."""
+    if variant not in _EXPORTS:
+        family, overrides = variant
+        module = trained_module(family, *overrides)
+        out = write_export(
+            module, tmp_path_factory.mktemp(family) / "export", metrics={"val/score": 0.5}
+        )
+        _EXPORTS[variant] = (family, overrides, module, out)
+    return _EXPORTS[variant]
+
+
+@pytest.fixture(params=VARIANTS, ids=["t5", "gpt2", "bert", "bert_front_pooler"])
+def exported(request, tmp_path_factory) -> tuple:
+    return export_of(request.param, tmp_path_factory)
+
+
+@pytest.fixture
+def t5_export(tmp_path_factory) -> Path:
+    return export_of(VARIANTS[0], tmp_path_factory)[3]
 
 
 # ---- the export folder ---------------------------------------------------------------------------
 def test_export_folder_holds_the_computed_prompt_and_a_peft_adapter(exported) -> None:
-    family, module, out = exported
+    family, _, module, out = exported
     prompt = load_file(str(out / "prompt.safetensors"))["prompt"]
     assert prompt.dtype == torch.float32 and prompt.shape == (10, 32)
     assert torch.equal(prompt, module.computed_prompt())
     # The residual network is not the identity, so exporting the raw P would be caught here.
     assert not torch.allclose(prompt, module.reparam.prompt.detach())
     meta = json.loads((out / "rpt.json").read_text())
-    assert meta["backbone"]["name"] == family and meta["task"]["label_words"] == ["entailment", "contradiction", "neutral"]
+    assert meta["backbone"]["name"] == family and meta["task"]["label_words"] == [
+        "entailment",
+        "contradiction",
+        "neutral",
+    ]
     assert meta["prompt"]["name"] == "residual_mlp2" and meta["metrics"] == {"val/score": 0.5}
     assert meta["rpt_version"] == rpt.__version__
     config = json.loads((out / "peft" / "adapter_config.json").read_text())
-    task_type = {"tiny_t5": "SEQ_2_SEQ_LM", "tiny_gpt2": "CAUSAL_LM", "tiny_bert": "SEQ_CLS"}[family]
+    task_type = {"tiny_t5": "SEQ_2_SEQ_LM", "tiny_gpt2": "CAUSAL_LM", "tiny_bert": "SEQ_CLS"}[
+        family
+    ]
     assert config["peft_type"] == "PROMPT_TUNING" and config["task_type"] == task_type
-    assert (config["num_virtual_tokens"], config["token_dim"], config["num_transformer_submodules"]) == (10, 32, 1)
+    assert (
+        config["num_virtual_tokens"],
+        config["token_dim"],
+        config["num_transformer_submodules"],
+    ) == (10, 32, 1)
     assert config["base_model_name_or_path"] == family
     adapter = load_file(str(out / "peft" / "adapter_model.safetensors"))
     assert torch.equal(adapter["prompt_embeddings"], prompt)
     if family == "tiny_bert":
         head = load_file(str(out / "head.safetensors"))
-        assert config["modules_to_save"] == ["classifier"]
+        assert "classifier" in config["modules_to_save"]
         assert torch.equal(adapter["base_model.classifier.weight"], head["weight"])
         assert torch.equal(adapter["base_model.classifier.bias"], head["bias"])
     else:
@@ -92,7 +162,7 @@ def test_export_folder_holds_the_computed_prompt_and_a_peft_adapter(exported) ->
 
 # ---- zero overhead -------------------------------------------------------------------------------
 def test_exported_prompt_reproduces_the_trained_module_exactly(exported) -> None:
-    family, module, out = exported
+    family, _, module, out = exported
     predictor = rpt.load(out, device="cpu")
     # No reparameterisation network: the prompt (and an encoder's head) are all there is to train.
     assert not any(isinstance(m, Reparameterizer) for m in predictor.modules())
@@ -134,7 +204,9 @@ def fresh_base(family: str, overrides: tuple[str, ...] = ()):
     return classifier.eval()
 
 
-def peft_scores(peft_model, family: str, batch: dict, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def peft_scores(
+    peft_model, family: str, batch: dict, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logits, (B, C) scores)`` from PEFT's own forward pass on rpt's batch."""
     src, mask = batch["source_ids"], batch["source_mask"]
     with torch.no_grad():
@@ -162,62 +234,51 @@ def rpt_logits(predictor, family: str, batch: dict) -> torch.Tensor:
     with torch.no_grad():
         if family == "tiny_t5":
             embeds, full_mask = backbone.embed_with_prompt(src[row], mask[row], prompt)
-            return backbone.model(inputs_embeds=embeds, attention_mask=full_mask, labels=labels).logits
+            return backbone.model(
+                inputs_embeds=embeds, attention_mask=full_mask, labels=labels
+            ).logits
         logits, _ = backbone._answer_logprob(src[row], mask[row], labels, prompt)
         return logits
 
 
-@pytest.mark.parametrize(
-    "family,overrides",
-    [
-        ("tiny_t5", ()),
-        ("tiny_gpt2", ()),
-        # PEFT's SEQ_CLS puts the prompt before [CLS] and classifies the pooler output at
-        # position 0: rpt matches that exactly with this placement and pooling (docs/export.md).
-        ("tiny_bert", ("model.prompt_position=front", "model.pooling=pooler")),
-    ],
-)
-def test_peft_from_pretrained_reproduces_rpt_inference(family, overrides, tmp_path: Path) -> None:
+@pytest.mark.filterwarnings(
+    "ignore::FutureWarning"
+)  # transformers' deprecation notes, raised via PEFT
+def test_peft_from_pretrained_reproduces_rpt_inference_where_equivalent(exported) -> None:
     from peft import PeftModel
 
-    module = trained_module(family, *overrides)
-    out = write_export(module, tmp_path / "export")
-    assert json.loads((out / "rpt.json").read_text())["peft"]["equivalent"] is True
+    family, overrides, _, out = exported
+    peft_info = json.loads((out / "rpt.json").read_text())["peft"]
     predictor = rpt.load(out, device="cpu")
     batch = next(predictor.batches(predictor.examples(CB_RECORDS)))
-
     peft_model = PeftModel.from_pretrained(fresh_base(family, overrides), str(out / "peft")).eval()
     logits, scores = peft_scores(peft_model, family, batch, predictor.backbone.pad_id)
-    expected_scores = predictor.choice_scores(batch)
-    if family != "tiny_bert":
+    expected = predictor.choice_scores(batch)
+
+    if family == "tiny_bert" and not overrides:
+        # rpt's default places the prompt after [CLS] and classifies the raw [CLS] state; PEFT's
+        # SEQ_CLS cannot express that. The adapter still loads, with our head as its classifier,
+        # and rpt.json says so.
+        assert peft_info["equivalent"] is False and "prompt_position=front" in peft_info["note"]
+        head = load_file(str(out / "head.safetensors"))
+        classifier = peft_model.base_model.classifier.modules_to_save["default"]
+        assert torch.equal(classifier.weight, head["weight"]) and torch.equal(
+            classifier.bias, head["bias"]
+        )
+        assert (logits - expected).abs().max().item() > 1e-3
+        return
+    assert peft_info["equivalent"] is True
+    if family != "tiny_bert":  # the LM logits themselves, before rpt turns them into scores
         assert (logits - rpt_logits(predictor, family, batch)).abs().max().item() <= 1e-6
-    assert (scores - expected_scores).abs().max().item() <= 1e-5 * max(1.0, expected_scores.abs().max().item())
-    assert scores.argmax(-1).tolist() == expected_scores.argmax(-1).tolist()
-
-
-def test_peft_encoder_with_default_placement_loads_but_differs_as_documented(exported, tmp_path: Path) -> None:
-    family, _, out = exported
-    if family != "tiny_bert":
-        pytest.skip("encoder only")
-    from peft import PeftModel
-
-    peft_info = json.loads((out / "rpt.json").read_text())["peft"]
-    assert peft_info["equivalent"] is False and "prompt_position=front" in peft_info["note"]
-    peft_model = PeftModel.from_pretrained(fresh_base(family), str(out / "peft")).eval()
-    head = load_file(str(out / "head.safetensors"))
-    classifier = peft_model.base_model.classifier.modules_to_save["default"]
-    assert torch.equal(classifier.weight, head["weight"]) and torch.equal(classifier.bias, head["bias"])
-    predictor = rpt.load(out, device="cpu")
-    batch = next(predictor.batches(predictor.examples(CB_RECORDS)))
-    logits, _ = peft_scores(peft_model, family, batch, predictor.backbone.pad_id)
-    assert (logits - predictor.choice_scores(batch)).abs().max().item() > 1e-3
+    assert (scores - expected).abs().max().item() <= 1e-6 * max(1.0, expected.abs().max().item())
+    assert scores.argmax(-1).tolist() == expected.argmax(-1).tolist()
 
 
 # ---- errors --------------------------------------------------------------------------------------
-def test_prompt_of_the_wrong_width_names_both_widths_and_backbones(exported, tmp_path: Path) -> None:
-    family, _, out = exported
-    if family != "tiny_t5":
-        pytest.skip("one family is enough")
+def test_prompt_of_the_wrong_width_names_both_widths_and_backbones(
+    t5_export, tmp_path: Path
+) -> None:
+    out = t5_export
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "rpt.json").write_text((out / "rpt.json").read_text())
@@ -228,10 +289,8 @@ def test_prompt_of_the_wrong_width_names_both_widths_and_backbones(exported, tmp
     assert "width 48" in message and "width 32" in message and "'tiny_t5'" in message
 
 
-def test_export_for_another_backbone_is_refused_naming_both(exported) -> None:
-    family, _, out = exported
-    if family != "tiny_t5":
-        pytest.skip("one family is enough")
+def test_export_for_another_backbone_is_refused_naming_both(t5_export) -> None:
+    out = t5_export
     gpt2 = plain_config(["model=tiny_gpt2"])["model"]
     with pytest.raises(ExportError) as err:
         rpt.load(out, model=gpt2, device="cpu")
@@ -242,10 +301,8 @@ def test_export_for_another_backbone_is_refused_naming_both(exported) -> None:
         rpt.load(out, model={"init_seed": 1}, device="cpu")
 
 
-def test_missing_files_and_foreign_task_are_clear_errors(exported, tmp_path: Path) -> None:
-    family, _, out = exported
-    if family != "tiny_t5":
-        pytest.skip("one family is enough")
+def test_missing_files_and_foreign_task_are_clear_errors(t5_export, tmp_path: Path) -> None:
+    out = t5_export
     with pytest.raises(ExportError, match="no such export folder"):
         rpt.load(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
@@ -266,7 +323,9 @@ def test_existing_export_is_kept_unless_overwrite(tmp_path: Path) -> None:
     assert (out / "prompt.safetensors").read_bytes() == before
     write_export(module, out, overwrite=True)
     assert (out / "prompt.safetensors").read_bytes() != before
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary folders left behind"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], (
+        "temporary folders left behind"
+    )
 
 
 def test_export_cli_from_a_checkpoint(tmp_path: Path, capsys) -> None:
@@ -281,7 +340,9 @@ def test_export_cli_from_a_checkpoint(tmp_path: Path, capsys) -> None:
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     torch.save(checkpoint, tmp_path / "run" / "checkpoints" / "best.ckpt")
     export_main([str(tmp_path / "run"), str(tmp_path / "out")])
-    assert torch.equal(load_file(str(tmp_path / "out" / "prompt.safetensors"))["prompt"], module.computed_prompt())
+    assert torch.equal(
+        load_file(str(tmp_path / "out" / "prompt.safetensors"))["prompt"], module.computed_prompt()
+    )
     meta = json.loads((tmp_path / "out" / "rpt.json").read_text())
     assert meta["metrics"] == {"val/score_best": 0.25} and meta["source"]["global_step"] == 7
     with pytest.raises(SystemExit) as exit_info:
@@ -292,5 +353,7 @@ def test_export_cli_from_a_checkpoint(tmp_path: Path, capsys) -> None:
 
 def test_import_rpt_stays_cheap() -> None:
     code = "import sys, rpt; assert callable(rpt.load); print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"

@@ -32,7 +32,11 @@ def make_run(
     """A run folder: .hydra/config.yaml, export/rpt.json (when ``score`` is given), csv/metrics.csv."""
     run = root / name
     (run / ".hydra").mkdir(parents=True)
-    net = {"_target_": "rpt.prompts.PlainPrompt"} if bottleneck is None else {"_target_": "rpt.prompts.ResidualMLPPrompt", "bottleneck": bottleneck}
+    net = (
+        {"_target_": "rpt.prompts.PlainPrompt"}
+        if bottleneck is None
+        else {"_target_": "rpt.prompts.ResidualMLPPrompt", "bottleneck": bottleneck}
+    )
     config = {
         "model": {"name": "tiny_t5", "max_length": 128},
         "task": {"name": task},
@@ -48,7 +52,12 @@ def make_run(
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     if score is not None:
         (run / "export").mkdir()
-        meta = {"task": {"name": task}, "prompt": {"name": prompt}, "seed": seed, "metrics": {"val/score_best": score, **(extra_metrics or {})}}
+        meta = {
+            "task": {"name": task},
+            "prompt": {"name": prompt},
+            "seed": seed,
+            "metrics": {"val/score_best": score, **(extra_metrics or {})},
+        }
         if trainable is not None:
             meta["trainable_parameters"] = trainable
         (run / "export" / "rpt.json").write_text(json.dumps(meta))
@@ -78,9 +87,24 @@ def seed_study(tmp_path: Path) -> Path:
     for task in ("cb", "rte"):
         for prompt, bottleneck, trainable in (("none", None, 320), ("residual_mlp1", 800, 52416)):
             for seed in range(3):
-                score = 0.4 + 0.1 * seed + (0.05 if prompt == "none" else 0.0) + (0.01 if task == "rte" else 0.0)
+                score = (
+                    0.4
+                    + 0.1 * seed
+                    + (0.05 if prompt == "none" else 0.0)
+                    + (0.01 if task == "rte" else 0.0)
+                )
                 curve = [score - 0.1, score, score - 0.02]
-                make_run(root, f"{job}_{task}_{prompt}_seed{seed}", task=task, prompt=prompt, seed=seed, score=score, bottleneck=bottleneck, curve=curve, trainable=trainable)
+                make_run(
+                    root,
+                    f"{job}_{task}_{prompt}_seed{seed}",
+                    task=task,
+                    prompt=prompt,
+                    seed=seed,
+                    score=score,
+                    bottleneck=bottleneck,
+                    curve=curve,
+                    trainable=trainable,
+                )
                 job += 1
     (root / "multirun.yaml").write_text("hydra: {}\n")
     return root
@@ -92,11 +116,16 @@ def test_seed_study_table_matches_hand_computed_numbers(seed_study: Path, tmp_pa
     summary = read_summary(out)
     assert set(summary) == {(t, p) for t in ("cb", "rte") for p in ("none", "residual_mlp1")}
     for (task, method), row in summary.items():
-        values = [0.4 + 0.1 * s + (0.05 if method == "none" else 0.0) + (0.01 if task == "rte" else 0.0) for s in range(3)]
+        values = [
+            0.4 + 0.1 * s + (0.05 if method == "none" else 0.0) + (0.01 if task == "rte" else 0.0)
+            for s in range(3)
+        ]
         assert int(row["n"]) == 3
         assert float(row["mean"]) == pytest.approx(statistics.fmean(values), abs=1e-12)
         assert float(row["std"]) == pytest.approx(statistics.stdev(values), abs=1e-12)
-        assert float(row["min"]) == pytest.approx(min(values)) and float(row["max"]) == pytest.approx(max(values))
+        assert float(row["min"]) == pytest.approx(min(values)) and float(
+            row["max"]
+        ) == pytest.approx(max(values))
         assert row["seeds"] == "0, 1, 2"
         assert row["trainable_parameters"] == ("320" if method == "none" else "52416")
     text = result["report"].read_text()
@@ -114,7 +143,9 @@ def test_seed_study_table_matches_hand_computed_numbers(seed_study: Path, tmp_pa
 def test_unfinished_runs_are_skipped_and_listed(tmp_path: Path) -> None:
     root = tmp_path / "mr"
     make_run(root, "0_cb_none_seed0", prompt="none", seed=0, score=0.5, bottleneck=None)
-    make_run(root, "1_cb_none_seed1", prompt="none", seed=1, score=None, bottleneck=None)  # crashed: no export
+    make_run(
+        root, "1_cb_none_seed1", prompt="none", seed=1, score=None, bottleneck=None
+    )  # crashed: no export
     result = report.write_report([root], tmp_path / "out", plots=False)
     assert [r.seed for r in result["runs"]] == [0]
     assert [Path(s.source).name for s in result["skipped"]] == ["1_cb_none_seed1"]
@@ -126,7 +157,9 @@ def test_metric_option_and_csv_fallback(tmp_path: Path) -> None:
     make_run(root, "a", seed=0, score=0.5, curve=[0.3, 0.5], extra_metrics={"val/accuracy": 0.7})
     make_run(root, "b", seed=1, score=0.6, curve=[0.6, 0.1], extra_metrics={"val/accuracy": 0.9})
     result = report.write_report([root], tmp_path / "out", metric="val/accuracy", plots=False)
-    assert read_summary(tmp_path / "out")[("cb", "residual_mlp1")]["mean"] == repr(statistics.fmean([0.7, 0.9]))
+    assert read_summary(tmp_path / "out")[("cb", "residual_mlp1")]["mean"] == repr(
+        statistics.fmean([0.7, 0.9])
+    )
     # A metric only the CSV has: its last logged value (train/loss is 1.0 in every row here).
     result = report.write_report([root], tmp_path / "out2", metric="train/loss", plots=False)
     assert [r.metrics["train/loss"] for r in result["runs"]] == [1.0, 1.0]
@@ -140,7 +173,15 @@ def test_differing_hyperparameters_name_the_method_and_get_plots(tmp_path: Path)
         for length in (10, 100):
             for seed in (0, 1):
                 scores[(lr, length, seed)] = 0.3 + lr + length / 1000 + seed / 100
-                make_run(root, f"{job}", seed=seed, lr=lr, length=length, score=scores[(lr, length, seed)], curve=[0.2, 0.3])
+                make_run(
+                    root,
+                    f"{job}",
+                    seed=seed,
+                    lr=lr,
+                    length=length,
+                    score=scores[(lr, length, seed)],
+                    curve=[0.2, 0.3],
+                )
                 job += 1
     # plain prompt tuning at one lr and length: for it, nothing besides the seed varies
     make_run(root, "p0", prompt="none", bottleneck=None, seed=0, score=0.1)
@@ -157,9 +198,16 @@ def test_differing_hyperparameters_name_the_method_and_get_plots(tmp_path: Path)
         "residual_mlp1 lr=0.3 length=100",
     ]
     row = summary[("cb", "residual_mlp1 lr=0.03 length=100")]
-    assert float(row["mean"]) == pytest.approx(statistics.fmean([scores[(0.03, 100, s)] for s in (0, 1)]))
+    assert float(row["mean"]) == pytest.approx(
+        statistics.fmean([scores[(0.03, 100, s)] for s in (0, 1)])
+    )
     names = {p.name for p in result["figures"]}
-    assert {"cb_vs_optimizer_lr.png", "cb_vs_prompt_length.png", "cb_seeds.png", "cb_curves.png"} <= names
+    assert {
+        "cb_vs_optimizer_lr.png",
+        "cb_vs_prompt_length.png",
+        "cb_seeds.png",
+        "cb_curves.png",
+    } <= names
 
 
 def test_ignore_keeps_a_key_out_of_the_method(tmp_path: Path) -> None:
@@ -176,7 +224,10 @@ def test_single_run_folder_and_duplicate_paths(tmp_path: Path) -> None:
     result = report.write_report([run, tmp_path], tmp_path / "out", plots=False)
     (row,) = result["tables"]["cb"]
     assert row.n == 1 and row.values == [0.42] and math.isnan(row.std)
-    assert "| residual_mlp1 | 1 | 0.4200 ± – | 0.4200 | 0.4200 | 1,234 | 3 |" in result["report"].read_text()
+    assert (
+        "| residual_mlp1 | 1 | 0.4200 ± – | 0.4200 | 0.4200 | 1,234 | 3 |"
+        in result["report"].read_text()
+    )
 
 
 def test_wandb_csv_export(tmp_path: Path) -> None:
@@ -199,9 +250,23 @@ def test_wandb_csv_export(tmp_path: Path) -> None:
 def test_cli_prints_where_files_went(seed_study: Path, capsys) -> None:
     assert report.main([str(seed_study), "--no-plots"]) == 0
     printed = capsys.readouterr().out
-    assert str(seed_study / "report" / "report.md") in printed and "| residual_mlp1 | 3 |" in printed
+    assert (
+        str(seed_study / "report" / "report.md") in printed and "| residual_mlp1 | 3 |" in printed
+    )
 
 
 def test_cli_names_an_empty_folder(tmp_path: Path, capsys) -> None:
     assert report.main([str(tmp_path)]) == 2
     assert "no run folders" in capsys.readouterr().err
+
+
+def test_a_key_only_some_prompts_have_still_gets_its_plot(tmp_path: Path) -> None:
+    root = tmp_path / "mr"
+    make_run(root, "p0", prompt="none", bottleneck=None, seed=0, score=0.4)
+    make_run(root, "p1", prompt="none", bottleneck=None, seed=1, score=0.5)
+    make_run(root, "r0", bottleneck=100, seed=0, score=0.6)
+    make_run(root, "r1", bottleneck=800, seed=0, score=0.7)
+    result = report.write_report([root], tmp_path / "out")
+    assert [r.method for r in result["tables"]["cb"]] == ["none", "residual_mlp1 bottleneck=100", "residual_mlp1 bottleneck=800"]
+    assert (tmp_path / "out" / "cb_vs_prompt_net_bottleneck.png").is_file()
+    assert [r.prompt for r in report.numeric_runs(result["runs"], "prompt.net.bottleneck")] == ["residual_mlp1"] * 2

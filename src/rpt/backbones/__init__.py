@@ -19,6 +19,7 @@ __all__ = [
     "ModelLoadError",
     "Seq2SeqBackbone",
     "build_backbone",
+    "enable_gradient_checkpointing",
     "family_of",
 ]
 
@@ -31,6 +32,8 @@ def build_backbone(model_cfg: Mapping[str, Any], num_classes: int | None = None)
     """
     tokenizer = load_tokenizer(model_cfg)
     model, family = load_model(model_cfg, tokenizer)
+    if model_cfg.get("gradient_checkpointing"):
+        enable_gradient_checkpointing(model)
     max_length = int(model_cfg.get("max_length", 512))
     if family == "encoder":
         return EncoderBackbone(
@@ -43,3 +46,22 @@ def build_backbone(model_cfg: Mapping[str, Any], num_classes: int | None = None)
         )
     cls = {"seq2seq": Seq2SeqBackbone, "causal": CausalBackbone}[family]
     return cls(model, tokenizer, max_length)
+
+
+def enable_gradient_checkpointing(model: Any) -> None:
+    """Recompute each layer's activations during the backward pass instead of storing them.
+
+    Activation memory drops from one set per layer to about one layer's worth, for roughly one
+    more forward pass of compute (docs/performance.md). Non-reentrant checkpointing lets the
+    gradient reach ``inputs_embeds`` (the prompt) although every weight is frozen. Hugging Face
+    applies it only while the model is in train mode.
+    """
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(
+            f"model.gradient_checkpointing=true: {type(model).__name__} does not support it"
+        )
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

@@ -15,16 +15,42 @@ from torch import Tensor, nn
 
 from rpt.backbones.base import Backbone, flatten_choices, scatter_scores, sequence_logprob
 
+# A text that ends a word, used to see how the tokenizer starts a text and starts the next word.
+ANCHOR = "."
+
 
 class CausalBackbone(Backbone):
     family = "causal"
 
     def source_ids(self, text: str, room: int) -> list[int]:
-        # No closing special token: the answer continues the text.
-        return self.tokenize(text, special_tokens=False)[-room:] if room > 0 else []
+        """The tokenizer's leading special tokens (Llama's ``<s>``; none for GPT-2), then the
+        text's last ``room - len(lead)`` tokens. No closing special token: the answer continues
+        the text."""
+        lead = self.leading_special_ids()
+        ids = self.tokenize(text, special_tokens=False)
+        keep = max(room - len(lead), 0)
+        return lead + (ids[-keep:] if keep else [])
+
+    def leading_special_ids(self) -> list[int]:
+        """What the tokenizer puts before a text (e.g. BOS), found by tokenising an anchor."""
+        if getattr(self, "_lead", None) is None:
+            with_special = self.tokenize(ANCHOR, special_tokens=True)
+            plain = self.tokenize(ANCHOR, special_tokens=False)
+            starts = [i for i in range(len(with_special)) if with_special[i : i + len(plain)] == plain]
+            self._lead = with_special[: starts[0]] if starts else []
+        return self._lead
 
     def answer_ids(self, text: str) -> list[int]:
-        # A leading space so that the answer starts a new word, as it would in running text.
+        """The answer's tokens as they follow the input in running text, then EOS.
+
+        Tokenising ``" " + text`` alone is right for byte-level BPE (GPT-2, Qwen, Llama 3) but
+        gives SentencePiece tokenizers (Llama 2, Mistral) a stray ``▁`` token; the tail of
+        ``ANCHOR + " " + text`` after the anchor's own tokens is right for both.
+        """
+        anchor = self.tokenize(ANCHOR, special_tokens=False)
+        joined = self.tokenize(f"{ANCHOR} {text}", special_tokens=False)
+        if joined[: len(anchor)] == anchor and len(joined) > len(anchor):
+            return joined[len(anchor) :] + [self.eos_id]
         return self.tokenize(" " + text, special_tokens=False) + [self.eos_id]
 
     def answer_room(self, choice_ids: list[list[int]], target_ids: list[int]) -> int:

@@ -63,22 +63,38 @@ class EncoderBackbone(Backbone):
         # Pair-encoded candidates share the input window; label words never enter it.
         return 0 if self.num_classes else max((len(c) for c in choice_ids), default=0)
 
+    @property
+    def uses_segments(self) -> bool:
+        """Whether the model has segment (token type) embeddings for A and B: BERT and MiniLM do;
+        RoBERTa (one type) and DeBERTa-v2 (none) do not."""
+        return int(getattr(self.model.config, "type_vocab_size", 0) or 0) >= 2
+
+    def prompt_order(self, n: int, length: int, device: torch.device) -> Tensor | None:
+        """Column order turning ``P [CLS] x`` into ``[CLS] P x``: ``(length,)``; None for front."""
+        if self.prompt_position == "front":
+            return None
+        return torch.cat([torch.tensor([n]), torch.arange(n), torch.arange(n + 1, length)]).to(device)
+
     def embed_with_prompt(self, ids: Tensor, mask: Tensor, prompt: Tensor) -> tuple[Tensor, Tensor]:
         embeds, full_mask = super().embed_with_prompt(ids, mask, prompt)  # prompt first
-        if self.prompt_position == "front":
+        # after_cls: move [CLS] (first token after the prompt) back to position 0.
+        order = self.prompt_order(prompt.shape[0], embeds.shape[1], ids.device)
+        if order is None:
             return embeds, full_mask
-        n = prompt.shape[0]
-        # Move [CLS] (first token after the prompt) back to position 0: [CLS] P x [SEP].
-        order = torch.cat(
-            [torch.tensor([n]), torch.arange(n), torch.arange(n + 1, embeds.shape[1])]
-        )
-        order = order.to(ids.device)
         return embeds[:, order], full_mask[:, order]
 
-    def _pool(self, ids: Tensor, mask: Tensor, prompt: Tensor) -> Tensor:
-        """Pooled vector per row: ``(N, d)`` for ``ids (N, T)``."""
+    def _pool(self, ids: Tensor, mask: Tensor, prompt: Tensor, segments: Tensor | None = None) -> Tensor:
+        """Pooled vector per row: ``(N, d)`` for ``ids (N, T)``; ``segments (N, T)``: 1 on a pair's
+        second text, as the tokenizer's ``token_type_ids``."""
         embeds, full_mask = self.embed_with_prompt(ids, mask, prompt)
-        hidden = self.model(inputs_embeds=embeds, attention_mask=full_mask).last_hidden_state
+        extra = {}
+        if segments is not None and self.uses_segments:
+            n = prompt.shape[0]
+            # The prompt counts as segment A, as in PEFT's prompt tuning for classification.
+            types = torch.cat([segments.new_zeros(segments.shape[0], n), segments], dim=1)  # (N, n+T)
+            order = self.prompt_order(n, types.shape[1], ids.device)
+            extra["token_type_ids"] = types if order is None else types[:, order]
+        hidden = self.model(inputs_embeds=embeds, attention_mask=full_mask, **extra).last_hidden_state
         if self.pooling == "pooler":
             # The model's own pooler on position 0, as AutoModelForSequenceClassification does;
             # with prompt_position=front this is exactly PEFT's SEQ_CLS prompt tuning.
@@ -92,8 +108,8 @@ class EncoderBackbone(Backbone):
     def choice_scores(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
         if self.num_classes:
             return self.head(self._pool(batch["source_ids"], batch["source_mask"], prompt))
-        ids, mask, valid = pair_inputs(batch, self.pad_id)  # (B*C, S+L) each
-        scores = self.head(self._pool(ids, mask, prompt)).squeeze(-1)  # (B*C,)
+        ids, mask, segments, valid = pair_inputs(batch, self.pad_id)  # (B*C, S+L) each
+        scores = self.head(self._pool(ids, mask, prompt, segments)).squeeze(-1)  # (B*C,)
         return scatter_scores(scores, valid, batch["source_ids"].shape[0])  # (B, C)
 
     def loss(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
@@ -105,20 +121,24 @@ class EncoderBackbone(Backbone):
         return [ex.choices[i] for ex, i in zip(batch["examples"], best)]
 
 
-def pair_inputs(batch: dict[str, Any], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+def pair_inputs(batch: dict[str, Any], pad_id: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Concatenate each source with each of its candidates: ``[CLS] x [SEP] c [SEP]``.
 
-    Returns ids and mask ``(B*C, S+L)`` right-padded, and ``valid (B*C,)``.
+    Returns ids, mask and segments ``(B*C, S+L)`` right-padded (segments: 1 on ``c [SEP]``, as
+    a tokenizer's ``token_type_ids`` for a text pair), and ``valid (B*C,)``.
     """
     src, src_mask = batch["source_ids"], batch["source_mask"]  # (B, S)
     cand, cand_mask = batch["choice_ids"], batch["choice_mask"]  # (B, C, L)
     b, c, length = cand.shape
-    rows = []
+    rows, second = [], []
     for i in range(b):
         source = src[i, : int(src_mask[i].sum())]
         for j in range(c):
-            rows.append(torch.cat([source, cand[i, j, : int(cand_mask[i, j].sum())]]))
+            candidate = cand[i, j, : int(cand_mask[i, j].sum())]
+            rows.append(torch.cat([source, candidate]))
+            second.append(torch.cat([torch.zeros_like(source), torch.ones_like(candidate)]))
     ids = nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad_id)
+    segments = nn.utils.rnn.pad_sequence(second, batch_first=True, padding_value=0)
     lengths = torch.tensor([len(r) for r in rows], device=src.device)
     masks = (torch.arange(ids.shape[1], device=src.device) < lengths[:, None]).long()
-    return ids, masks, batch["choice_valid"].reshape(b * c)
+    return ids, masks, segments, batch["choice_valid"].reshape(b * c)

@@ -113,16 +113,30 @@ def _from_source(loader: Any, path: str, what: str, **kwargs: Any) -> Any:
         return loader.from_pretrained(path, local_files_only=local or _use_cache_only(), **kwargs)
     except (OSError, ValueError) as err:
         where = "the local folder" if local else "the Hugging Face hub (or its local cache)"
+        hint = OFFLINE_HINT
+        if "custom code" in str(err) and not kwargs.get("trust_remote_code"):
+            hint = (
+                "This model ships its own Python code, which rpt does not run unless you set "
+                "model.trust_remote_code=true (only for code you have read and trust)."
+            )
         raise ModelLoadError(
             f"Could not load the {what} {path!r} from {where}: {err.__class__.__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}\n{OFFLINE_HINT}"
+            f"{str(err).splitlines()[0] if str(err) else ''}\n{hint}"
         ) from err
+
+
+def _trust(model_cfg: Mapping[str, Any]) -> bool:
+    """``model.trust_remote_code``: run Python code shipped with a model? Off unless the user says so."""
+    value = model_cfg.get("trust_remote_code", False)
+    if not isinstance(value, bool):
+        raise ValueError(f"model.trust_remote_code must be true or false, got {value!r}")
+    return value
 
 
 def load_tokenizer(model_cfg: Mapping[str, Any]):
     """The tokenizer named by ``model.tokenizer`` (or ``model.name_or_path``)."""
     path = resolve_path(model_cfg.get("tokenizer") or model_cfg["name_or_path"])
-    tokenizer = _from_source(AutoTokenizer, path, "tokenizer")
+    tokenizer = _from_source(AutoTokenizer, path, "tokenizer", trust_remote_code=_trust(model_cfg))
     if tokenizer.pad_token is None:
         # GPT-2 style tokenizers have no pad token; padding positions are masked out anyway.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.sep_token
@@ -142,13 +156,13 @@ def load_model(model_cfg: Mapping[str, Any], tokenizer) -> tuple[PreTrainedModel
         return model, family
 
     path = resolve_path(model_cfg["name_or_path"])
-    config = _from_source(AutoConfig, path, "model config")
+    config = _from_source(AutoConfig, path, "model config", trust_remote_code=_trust(model_cfg))
     family = model_cfg.get("family") or family_of(config)
     if family not in FAMILIES:
         raise ValueError(f"model.family must be one of {FAMILIES}, got {family!r}")
     dtype = model_cfg.get("dtype")
     kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
-    model = _from_source(_auto_class(family), path, "model", **kwargs)
+    model = _from_source(_auto_class(family), path, "model", trust_remote_code=_trust(model_cfg), **kwargs)
     return model, family
 
 

@@ -27,6 +27,7 @@ from rpt.data.example import Example
 from rpt.data.readers import DataError, load_hub_split, load_split
 from rpt.data.samplers import EpochSeededSampler, LengthGroupedSampler
 from rpt.data.tasks.base import Task
+from rpt.resume import ResumableDataLoader
 
 log = logging.getLogger(__name__)
 
@@ -188,14 +189,17 @@ class SuperGLUEDataModule(L.LightningDataModule):
 
     # ---- loaders -----------------------------------------------------------------------------
     def _loader(
-        self, features: Sequence[dict[str, Any]], batch_size: int, sampler=None
+        self, features: Sequence[dict[str, Any]], batch_size: int, sampler=None, train: bool = False
     ) -> DataLoader:
-        return DataLoader(
+        # The training loader can restart mid-epoch where a checkpoint left off (rpt.resume).
+        extra = {"trainer": lambda: self.trainer} if train else {}
+        return (ResumableDataLoader if train else DataLoader)(
             features,  # type: ignore[arg-type]
             batch_size=batch_size,
             sampler=sampler,
             collate_fn=self.collate,
             num_workers=int(self.cfg.get("num_workers", 0)),
+            **extra,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -208,8 +212,9 @@ class SuperGLUEDataModule(L.LightningDataModule):
             sampler = LengthGroupedSampler(
                 lengths, batch_size, self.seed, num_replicas=replicas, rank=rank
             )
-            return self._loader(features, batch_size, sampler)
-        return self._loader(features, batch_size, EpochSeededSampler(len(features), self.seed))
+            return self._loader(features, batch_size, sampler, train=True)
+        sampler = EpochSeededSampler(len(features), self.seed)
+        return self._loader(features, batch_size, sampler, train=True)
 
     def _replica(self) -> tuple[int, int]:
         """``(num_replicas, rank)`` from the attached trainer's strategy; ``(1, 0)`` otherwise."""
