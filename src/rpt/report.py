@@ -243,15 +243,17 @@ def load_run_dir(run_dir: Path, curve_metric: str = DEFAULT_CURVE_METRIC) -> Run
     )
 
 
-def load_wandb_csv(path: Path) -> list[Run]:
+def load_wandb_csv(path: Path) -> tuple[list[Run], list[Skipped]]:
     """Runs from a CSV exported from wandb's runs table (config and summary columns).
 
     Config columns are dotted keys (``prompt.name``, ``optimizer.lr``; a ``cfg.`` or ``config.``
     prefix is dropped); metric columns hold a ``/`` (``val/score_best``). Where the table lacks
     ``task.name`` / ``prompt.name`` / ``seed``, the run name ``<task>-<prompt>-seed<k>`` that
-    the wandb logger config gives every run supplies them.
+    the wandb logger config gives every run supplies them. Rows whose ``State`` is not
+    ``finished`` (crashed, killed, still running: their summary is partial) are skipped.
     """
-    runs = []
+    runs: list[Run] = []
+    skipped: list[Skipped] = []
     with open(path, newline="") as f:
         for i, row in enumerate(csv.DictReader(f), start=2):  # row 1 is the header
             flat: dict[str, Any] = {}
@@ -264,7 +266,9 @@ def load_wandb_csv(path: Path) -> list[Run]:
                 if "/" in key:
                     if value is not None:
                         metrics[key] = value
-                elif "." in key or key in ("seed", "data_seed", "trainable_parameters"):
+                elif text.strip() and (
+                    "." in key or key in ("seed", "data_seed", "trainable_parameters")
+                ):
                     flat[key] = (
                         value if value is not None and not text.strip().isalpha() else text.strip()
                     )
@@ -277,6 +281,10 @@ def load_wandb_csv(path: Path) -> list[Run]:
                     f"{path}:{i}: no task.name / prompt.name column and no run name like cb-residual_mlp1-seed0"
                 )
             trainable = flat.pop("trainable_parameters", None)
+            state = (row.get("State") or row.get("state") or "finished").strip().lower()
+            if state != "finished":
+                skipped.append(Skipped(f"{path}:{i}", f"wandb state {state!r}"))
+                continue
             runs.append(
                 Run(
                     source=f"{path}:{i}",
@@ -288,7 +296,7 @@ def load_wandb_csv(path: Path) -> list[Run]:
                     trainable_parameters=None if trainable in (None, "") else int(float(trainable)),
                 )
             )
-    return runs
+    return runs, skipped
 
 
 def collect_runs(
@@ -303,7 +311,8 @@ def collect_runs(
     for raw in paths:
         path = Path(raw)
         if path.is_file() and path.suffix.lower() == ".csv":
-            candidates: Iterable[Run] = load_wandb_csv(path)
+            candidates, not_finished = load_wandb_csv(path)
+            skipped += not_finished
         elif path.is_dir():
             run_dirs = find_run_dirs(path)
             if not run_dirs:
@@ -311,7 +320,7 @@ def collect_runs(
                     f"{path}: no run folders (a run folder holds {RUN_CONFIG} or {RUN_META}); "
                     "give a multirun folder, a run folder, or a CSV exported from wandb"
                 )
-            candidates = []
+            candidates: list[Run] = []
             for run_dir in run_dirs:
                 try:
                     candidates.append(load_run_dir(run_dir, curve_metric))

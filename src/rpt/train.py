@@ -30,11 +30,13 @@ from rpt.data.readers import DataError
 from rpt.data.tasks import get_task
 from rpt.evaluation import evaluate_loader
 from rpt.module import PromptTuningModule
+from rpt.resume import ResumeError
 
 log = logging.getLogger("rpt.train")
 
 # Errors whose message already says what to change; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, DataError, ModelLoadError)
+# FloatingPointError: a diverged run (train.on_nonfinite=stop); ResumeError: resume with other data.
+USER_ERRORS = (ConfigError, DataError, ModelLoadError, FloatingPointError, ResumeError)
 
 CONFIG_DIR = str(Path(__file__).parent / "conf")
 
@@ -52,13 +54,13 @@ def resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
     """``ckpt_path`` if given; with ``resume=true`` the run folder's ``last.ckpt``."""
     if cfg.get("ckpt_path"):
         if not Path(str(cfg.ckpt_path)).is_file():
-            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist: give the path of a .ckpt file")
+            raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist: give the path of a .ckpt file")
         return str(cfg.ckpt_path)
     if not cfg.get("resume"):
         return None
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
-        raise FileNotFoundError(
+        raise ConfigError(
             f"resume=true but {last} does not exist: point hydra.run.dir at the run to resume, "
             "or pass ckpt_path=/path/to/a.ckpt"
         )

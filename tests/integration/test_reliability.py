@@ -213,12 +213,34 @@ def test_nonfinite_loss_stops_with_a_clear_message_and_exports_the_best_so_far(
     assert any("stopped early: Non-finite training loss" in n for n in notes), notes
 
 
-def test_nonfinite_loss_with_skip_policy_skips_only_that_step(tmp_path, data_dir, monkeypatch):
+def test_nonfinite_loss_with_skip_policy_skips_only_that_step(
+    tmp_path, data_dir, monkeypatch, capsys
+):
     nan_from_call(monkeypatch, first_bad=2, last_bad=2)
+    prompts = []
+
+    class Snapshot(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            prompts.append(pl_module.reparam.prompt.detach().clone())
+
+    build_trainer = rpt.train.build_trainer
+
+    def with_snapshots(cfg):
+        trainer = build_trainer(cfg)
+        trainer.callbacks.append(Snapshot())
+        return trainer
+
+    monkeypatch.setattr(rpt.train, "build_trainer", with_snapshots)
     run = tmp_path / "run"
     train_in_process(run, [f"data.dir={data_dir}", *SHORT, "train.on_nonfinite=skip"])
+    assert (
+        "non-finite loss (nan) at epoch 0, batch 1, global step 1: step skipped"
+        in capsys.readouterr().out
+    )
+    assert len(prompts) == 4
+    assert torch.equal(prompts[1], prompts[0])  # the NaN batch changed nothing
+    assert not torch.equal(prompts[2], prompts[1]) and not torch.equal(prompts[0], prompts[3])
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["global_step"] == 3  # 4 batches, one skipped
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
     assert (run / "export" / "prompt.safetensors").is_file()
 
@@ -245,7 +267,6 @@ def test_broken_data_file_fails_naming_the_file_and_line(tmp_path, data_dir):
     )
     assert result.returncode != 0
     assert f"{folder / 'train.jsonl'}:7: malformed JSON" in result.stderr, result.stderr[-3000:]
-    assert "DataError" in result.stderr
 
 
 class RunsCode:

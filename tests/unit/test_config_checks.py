@@ -61,12 +61,12 @@ CASES = [
     (["seed=-1"], ConfigError, ["seed must be a whole number >= 0"]),
     (
         ["resume=true"],
-        FileNotFoundError,
+        ConfigError,
         ["resume=true but", "last.ckpt does not exist", "hydra.run.dir"],
     ),
     (
         ["ckpt_path=/nowhere/x.ckpt"],
-        FileNotFoundError,
+        ConfigError,
         ["ckpt_path=/nowhere/x.ckpt does not exist"],
     ),
 ]

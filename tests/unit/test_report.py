@@ -239,11 +239,17 @@ def test_wandb_csv_export(tmp_path: Path) -> None:
         writer.writerow(["rte-none-seed1", "finished", "0.3", "0.55", "0.5"])
         writer.writerow(["rte-residual_mlp1-seed0", "finished", "0.3", "0.70", "0.5"])
         writer.writerow(["rte-residual_mlp1-seed1", "crashed", "0.3", "", "0.5"])
+        writer.writerow(
+            ["rte-residual_mlp1-seed2", "running", "0.3", "0.9", "0.5"]
+        )  # partial summary
     result = report.write_report([table], tmp_path / "out", plots=False)
     rows = {r.method: r for r in result["tables"]["rte"]}
     assert rows["none"].values == [0.61, 0.55] and rows["none"].seeds == [0, 1]
     assert rows["residual_mlp1"].n == 1
-    assert [s.source for s in result["skipped"]] == [f"{table}:5"]
+    assert [(s.source, s.reason) for s in result["skipped"]] == [
+        (f"{table}:5", "wandb state 'crashed'"),
+        (f"{table}:6", "wandb state 'running'"),
+    ]
     assert report.default_out(table) == tmp_path / "wandb_export_report"
 
 
@@ -267,6 +273,12 @@ def test_a_key_only_some_prompts_have_still_gets_its_plot(tmp_path: Path) -> Non
     make_run(root, "r0", bottleneck=100, seed=0, score=0.6)
     make_run(root, "r1", bottleneck=800, seed=0, score=0.7)
     result = report.write_report([root], tmp_path / "out")
-    assert [r.method for r in result["tables"]["cb"]] == ["none", "residual_mlp1 bottleneck=100", "residual_mlp1 bottleneck=800"]
+    assert [r.method for r in result["tables"]["cb"]] == [
+        "none",
+        "residual_mlp1 bottleneck=100",
+        "residual_mlp1 bottleneck=800",
+    ]
     assert (tmp_path / "out" / "cb_vs_prompt_net_bottleneck.png").is_file()
-    assert [r.prompt for r in report.numeric_runs(result["runs"], "prompt.net.bottleneck")] == ["residual_mlp1"] * 2
+    assert [r.prompt for r in report.numeric_runs(result["runs"], "prompt.net.bottleneck")] == [
+        "residual_mlp1"
+    ] * 2
