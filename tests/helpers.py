@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 CONF = Path(__file__).resolve().parents[1] / "src" / "rpt" / "conf"
 
@@ -34,14 +34,6 @@ def build_module(overrides: Sequence[str] = ()):
 
 
 def build_datamodule(module, cfg: DictConfig):
-    from rpt.data.datamodule import SuperGLUEDataModule
+    from rpt.train import make_datamodule
 
-    return SuperGLUEDataModule(
-        task=module.task,
-        featurize=module.backbone.featurize,
-        pad_id=module.backbone.pad_id,
-        prompt_length=int(cfg.prompt.length),
-        data=OmegaConf.to_container(cfg.data, resolve=True),
-        seed=int(cfg.seed),
-        data_seed=int(cfg.data_seed),
-    )
+    return make_datamodule(module, cfg, module.task)

@@ -127,6 +127,23 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     # ---- shared helpers ----------------------------------------------------------------------
+    def greedy_decode(self, embeds: Tensor, mask: Tensor, max_new_tokens: int) -> list[str]:
+        """Greedy answers from input embeddings ``(B, T, d)`` (prompt included) and mask ``(B, T)``.
+
+        With ``inputs_embeds``, ``generate`` returns only the new tokens for decoder-only models
+        and the decoder's tokens for encoder-decoders: either way, just the answer.
+        """
+        out = self.model.generate(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=self.eos_id,
+            pad_token_id=self.pad_id,
+        )
+        return self.decode(out)
+
     def decode(self, ids: Tensor) -> list[str]:
         return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 

@@ -91,16 +91,7 @@ class CausalBackbone(Backbone):
     def generate(self, batch: dict[str, Any], prompt: Tensor, max_new_tokens: int) -> list[str]:
         embeds, mask = self.embed_with_prompt(batch["source_ids"], batch["source_mask"], prompt)
         embeds, mask = to_left_padding(embeds, mask)
-        out = self.model.generate(
-            inputs_embeds=embeds,
-            attention_mask=mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=self.eos_id,
-            pad_token_id=self.pad_id,
-        )
-        return self.decode(out)  # with inputs_embeds, generate returns only the new tokens
+        return self.greedy_decode(embeds, mask, max_new_tokens)
 
 
 def join_rows(

@@ -40,13 +40,4 @@ class Seq2SeqBackbone(Backbone):
 
     def generate(self, batch: dict[str, Any], prompt: Tensor, max_new_tokens: int) -> list[str]:
         embeds, mask = self._encoder_inputs(batch, prompt)
-        out = self.model.generate(
-            inputs_embeds=embeds,
-            attention_mask=mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=self.eos_id,
-            pad_token_id=self.pad_id,
-        )
-        return self.decode(out)
+        return self.greedy_decode(embeds, mask, max_new_tokens)
