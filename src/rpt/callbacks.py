@@ -53,7 +53,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))  # a list after a round trip through torch.save
+    random.setstate(
+        (version, tuple(internal), gauss)
+    )  # a list after a round trip through torch.save
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
 
@@ -99,8 +101,17 @@ class ResumeState(Checkpoint):
         * Under DDP every process's states are gathered and each restores its own.
     """
 
-    def __init__(self, dirpath: str | os.PathLike, every_n_train_steps: int = 200, filename: str = "last.ckpt"):
-        if isinstance(every_n_train_steps, bool) or not isinstance(every_n_train_steps, int) or every_n_train_steps < 0:
+    def __init__(
+        self,
+        dirpath: str | os.PathLike,
+        every_n_train_steps: int = 200,
+        filename: str = "last.ckpt",
+    ):
+        if (
+            isinstance(every_n_train_steps, bool)
+            or not isinstance(every_n_train_steps, int)
+            or every_n_train_steps < 0
+        ):
             raise ValueError(
                 f"callbacks.resume.every_n_train_steps must be a whole number >= 0 (0 = off), got {every_n_train_steps!r}"
             )
@@ -126,7 +137,9 @@ class ResumeState(Checkpoint):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending_rng = state_dict.get("rng")
 
-    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         # Restored before the training loader exists, so that the loader learns where its epoch
         # stopped even when Lightning builds it before restoring the loops (rpt.resume).
         self._pending_loader = loader_state_in(checkpoint)
@@ -156,7 +169,14 @@ class ResumeState(Checkpoint):
         trainer.save_checkpoint(self.dirpath / self.filename)
         self._last_saved_step = trainer.global_step
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         n = self.every_n_train_steps
         step = trainer.global_step
         if n == 0 or step == 0 or step % n or step == self._last_saved_step:
@@ -189,7 +209,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Loading defaults to ``weights_only=True``: no code runs from a checkpoint file.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         target = Path(path)
@@ -200,15 +222,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, target)  # atomic on POSIX and Windows: readers see old or new, never half
+            os.replace(
+                tmp, target
+            )  # atomic on POSIX and Windows: readers see old or new, never half
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(target.parent)
 
-    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: Any, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         kwargs = {} if map_location is None else {"map_location": map_location}
-        return super().load_checkpoint(path, weights_only=True if weights_only is None else weights_only, **kwargs)
+        return super().load_checkpoint(
+            path, weights_only=True if weights_only is None else weights_only, **kwargs
+        )
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -133,10 +133,18 @@ def _check_data(cfg: Mapping[str, Any], folder: str) -> None:
 def _check_fit_splits(cfg: Mapping[str, Any], task: Any) -> None:
     """Training needs train and val files locally, unless ``data.carve`` makes them from one."""
     data = cfg.get("data") or {}
-    if data.get("source", "auto") == "hub" or not data.get("dir") or (data.get("carve") or {}).get("from"):
+    if (
+        data.get("source", "auto") == "hub"
+        or not data.get("dir")
+        or (data.get("carve") or {}).get("from")
+    ):
         return
     folder = Path(str(data["dir"])).expanduser() / task.folder
-    missing = [s for s in ("train", "val") if not (folder / task.split_files.get(s, f"{s}.jsonl")).is_file()]
+    missing = [
+        s
+        for s in ("train", "val")
+        if not (folder / task.split_files.get(s, f"{s}.jsonl")).is_file()
+    ]
     if missing:
         present = sorted(p.stem for p in folder.glob("*.jsonl"))
         # Carve from a labelled split: val if there is one, else train (test files have no labels).
@@ -163,7 +171,9 @@ def _check_run_settings(cfg: Mapping[str, Any]) -> None:
             raise ConfigError(f"data.{key} must be a whole number >= {minimum}, got {data[key]!r}")
     for key in ("k_per_class", "max_train_examples"):
         if data.get(key) is not None and not _whole(data[key], 1):
-            raise ConfigError(f"data.{key} must be a whole number >= 1, or null for all examples; got {data[key]!r}")
+            raise ConfigError(
+                f"data.{key} must be a whole number >= 1, or null for all examples; got {data[key]!r}"
+            )
     choices = {
         ("data", "source"): ("auto", "local", "hub"),
         ("eval", "mode"): ("rank", "generate"),

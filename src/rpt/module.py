@@ -130,7 +130,7 @@ class PromptTuningModule(L.LightningModule):
         where = f"epoch {self.current_epoch}, batch {batch_idx}, global step {self.global_step}"
         if policy == "skip":
             self.print(f"[rpt] non-finite loss ({loss.item()}) at {where}: step skipped")
-            return None  # Lightning skips the optimizer step for a None loss
+            return None  # no backward, so no parameter moves (global_step still counts it)
         raise FloatingPointError(
             f"Non-finite training loss ({loss.item()}) at {where}. The last good checkpoint and "
             "export are kept. Lower optimizer.lr, or set train.on_nonfinite=skip to skip such steps."

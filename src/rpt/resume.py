@@ -23,6 +23,7 @@ from the checkpoint and hands it over (:func:`take_pending_position`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -69,15 +70,16 @@ class ResumableDataLoader(DataLoader):
     Args: those of :class:`~torch.utils.data.DataLoader`, plus
         trainer: returns the trainer this loader feeds (``lambda: datamodule.trainer``) or None.
 
-    Skipping replays the skipped batches through the loader (their ids are collated, not trained
-    on): microseconds per batch (docs/reliability.md), and it works the same with any sampler,
-    with workers and under Lightning's DDP sharding, which all act below the loader.
+    Skipping happens on batch indices, before any example is fetched or collated (a microsecond
+    per batch), after Lightning's DDP sharding and before worker processes start, so it works
+    the same with any sampler, with workers and with several processes.
     """
 
     def __init__(self, *args: Any, trainer: Callable[[], Any] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.trainer = trainer
         self._pending: dict[str, int] | None = None
+        self._skip = 0  # > 0 only while the resumed epoch's iterator is being created
 
     def _trainer(self) -> Any:
         return self.trainer() if self.trainer is not None else None
@@ -106,13 +108,18 @@ class ResumableDataLoader(DataLoader):
         # Lightning creates the resumed epoch's iterator before it calls set_epoch, so the order
         # would be epoch 0's: set the checkpoint's epoch first.
         set_sampler_epoch(self, int(state["epoch"]))
-        iterator = super().__iter__()
-        for _ in range(int(state["batches_done"])):
-            try:
-                next(iterator)
-            except StopIteration:
-                break  # the checkpoint was written at the end of the epoch: nothing left
-        return iterator
+        self._skip = int(state["batches_done"])
+        try:
+            return super().__iter__()
+        finally:
+            self._skip = 0
+
+    @property
+    def _index_sampler(self) -> Any:
+        # torch's iterators draw batch indices from this (the batch sampler); they read it only
+        # while being created (twice for worker processes), so the skip applies to that epoch only.
+        indices = super()._index_sampler
+        return _SkipFirst(self, indices)
 
     def _check(self, state: Mapping[str, int]) -> None:
         size = len(self.dataset)  # type: ignore[arg-type]
@@ -128,6 +135,20 @@ class ResumableDataLoader(DataLoader):
                 f"{len(self)} (batch size or number of processes changed): training continues after batch "
                 f"{state['batches_done']} of epoch {state['epoch']}, but no longer matches an uninterrupted run."
             )
+
+
+class _SkipFirst:
+    """``indices`` (a batch sampler) without its first ``loader._skip`` items, read at ``iter``."""
+
+    def __init__(self, loader: ResumableDataLoader, indices: Any):
+        self.loader = loader
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[Any]:
+        return itertools.islice(iter(self.indices), self.loader._skip, None)
 
 
 def set_sampler_epoch(loader: DataLoader, epoch: int) -> None:

@@ -54,7 +54,9 @@ def resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
     """``ckpt_path`` if given; with ``resume=true`` the run folder's ``last.ckpt``."""
     if cfg.get("ckpt_path"):
         if not Path(str(cfg.ckpt_path)).is_file():
-            raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist: give the path of a .ckpt file")
+            raise ConfigError(
+                f"ckpt_path={cfg.ckpt_path} does not exist: give the path of a .ckpt file"
+            )
         return str(cfg.ckpt_path)
     if not cfg.get("resume"):
         return None
@@ -99,12 +101,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     # 3. fit
     trainer = build_trainer(cfg)
+    if (cfg.get("train") or {}).get("on_nonfinite") == "skip" and trainer.world_size > 1:
+        raise ConfigError(
+            f"train.on_nonfinite=skip works in a single process only ({trainer.world_size} here): Lightning "
+            "cannot skip a step in distributed training. Use train.on_nonfinite=stop (the default)."
+        )
     try:
         # weights_only=True: resuming runs no code from the checkpoint file.
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except FloatingPointError as err:
         # train.on_nonfinite=stop: the checkpoints on disk predate the bad step; export the best.
-        export_best_so_far(trainer, module, cfg, run_dir, notes=[*datamodule.notes, f"stopped early: {err}"])
+        export_best_so_far(
+            trainer, module, cfg, run_dir, notes=[*datamodule.notes, f"stopped early: {err}"]
+        )
         raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if not trainer.is_global_zero:

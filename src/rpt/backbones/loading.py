@@ -23,6 +23,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
+import transformers
+from packaging.version import Version
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -38,6 +40,9 @@ from transformers.models.auto.modeling_auto import (
 )
 
 FAMILIES = ("seq2seq", "encoder", "causal")
+# from_pretrained's precision argument: `dtype` since transformers 4.56; 4.45-4.55 know only
+# `torch_dtype` and pass an unknown `dtype` on to the model's constructor, which fails.
+DTYPE_KWARG = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
 
 OFFLINE_HINT = (
     "Offline options: model=minilm (the packaged all-MiniLM-L6-v2), model=tiny_t5 / tiny_bert / "
@@ -161,8 +166,10 @@ def load_model(model_cfg: Mapping[str, Any], tokenizer) -> tuple[PreTrainedModel
     if family not in FAMILIES:
         raise ValueError(f"model.family must be one of {FAMILIES}, got {family!r}")
     dtype = model_cfg.get("dtype")
-    kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
-    model = _from_source(_auto_class(family), path, "model", trust_remote_code=_trust(model_cfg), **kwargs)
+    kwargs = {DTYPE_KWARG: getattr(torch, dtype)} if dtype else {}
+    model = _from_source(
+        _auto_class(family), path, "model", trust_remote_code=_trust(model_cfg), **kwargs
+    )
     return model, family
 
 
