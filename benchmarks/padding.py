@@ -39,8 +39,10 @@ def main(argv=None) -> None:
     from rpt.data.samplers import EpochSeededSampler, LengthGroupedSampler
 
     out = []
-    print("| task | examples | mean / max input | random: real/computed | grouped: real/computed "
-          "| computed positions, random / grouped |")
+    print(
+        "| task | examples | mean / max input | random: real/computed | grouped: real/computed "
+        "| computed positions, random / grouped |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for task in args.tasks:
         work = Workload(args.backbone, task, args.prompt_length, examples=10**9)

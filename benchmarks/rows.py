@@ -8,6 +8,8 @@
   (``SEQ_CLS`` on ``AutoModelForSequenceClassification`` for encoders, ``SEQ_2_SEQ_LM`` for
   T5), a plain PyTorch loop, ``DataCollatorWithPadding`` (``DataCollatorForSeq2Seq`` for T5,
   which also pads the labels), same batch size, same examples in the same order, AdamW.
+* ``rpt_bare``: rpt's own step code (``module.prompt()``, ``backbone.loss``) in the bare loop
+  below, on the same pre-collated batches: what rpt costs without Lightning.
 * ``bound``: a bare loop with a raw ``nn.Parameter`` prompt (and, for encoders, the same head):
   frozen forward plus backward to the inputs, batches collated beforehand, no framework.
 * ``padded``: the bound's loop, but every input padded to 512 positions as the original code
@@ -174,6 +176,29 @@ def rpt_row(work: Workload, prompt: str = "none", grouped: bool = False, extra=(
         trainer.fit(module, datamodule=datamodule)
         timer.timing.extra["fit_s"] = time.perf_counter() - start
         return timer.timing
+
+    return run
+
+
+def rpt_bare_row(work: Workload, prompt: str = "none") -> Callable:
+    """rpt's own step code (``module.prompt()`` and ``backbone.loss``) in the bare loop.
+
+    Splits rpt's distance from the bound in two: ``rpt_bare / bound`` is rpt's model code,
+    ``rpt / rpt_bare`` is Lightning (hooks, logging, progress bar, data loading, collation).
+    """
+    module = work.module(prompt)
+    batches = work.batches(False)
+    training = work.backbone_training
+
+    def run() -> Timing:
+        optimizer = module.configure_optimizers()
+        module.backbone.model.train(training)
+        clock = Clock()
+        for batch in batches:
+            module.backbone.loss(batch, module.prompt()).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return clock.stop(sum(int(b["source_ids"].shape[0]) for b in batches))
 
     return run
 

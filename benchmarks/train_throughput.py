@@ -15,6 +15,8 @@ Rows (``--rows``; see ``benchmarks/rows.py`` for exactly what each runs):
 * ``bound``         bare loop, raw nn.Parameter prompt, rpt's random batches pre-collated
 * ``bound_grouped`` the same on the length-grouped batches
 * ``padded``        the bound's loop with every input padded to 512 (the original code)
+* ``rpt_bare``      (not by default) rpt's own step code in the bound's loop: splits the gap
+                    between rpt and the bound into rpt's code and Lightning's
 
 Every row trains on the same ``--batches × --batch-size`` real training examples of each task
 (drawn by data_seed), in one process, alternating row after row for ``--repeats`` repeats.
@@ -45,7 +47,17 @@ from benchmarks.common import (
     write_json,
 )
 
-ROWS = ("rpt", "rpt_residual", "rpt_grouped", "peft", "bound", "bound_grouped", "padded")
+ROWS = (
+    "rpt",
+    "rpt_residual",
+    "rpt_grouped",
+    "peft",
+    "bound",
+    "bound_grouped",
+    "padded",
+    "rpt_bare",
+)
+DEFAULT_ROWS = ROWS[:-1]
 GROUPED = {"rpt_grouped", "bound_grouped"}
 
 
@@ -59,6 +71,8 @@ def make_row(name: str, work, padded_batches: int) -> Callable[[], Timing]:
         return rows.rpt_row(work, "residual_mlp1")
     if name == "rpt_grouped":
         return rows.rpt_row(work, "none", grouped=True)
+    if name == "rpt_bare":
+        return rows.rpt_bare_row(work)
     if name == "peft":
         return rows.PeftLoop(work).run
     if name in ("bound", "bound_grouped"):
@@ -182,6 +196,8 @@ def ratios(results: dict[str, RowResult], clock: str) -> dict[str, float]:
         "bound_grouped/bound": ("bound_grouped", "bound"),
         "rpt_residual/rpt": ("rpt_residual", "rpt"),
         "peft/bound": ("peft", "bound"),
+        "rpt_bare/bound": ("rpt_bare", "bound"),
+        "rpt/rpt_bare": ("rpt", "rpt_bare"),
         "padded/bound": ("padded", "bound"),
         "rpt_grouped/padded": ("rpt_grouped", "padded"),
     }
@@ -255,43 +271,61 @@ def child(args) -> None:
 
 
 def memory(args) -> list[dict]:
+    """Each row ``--repeats`` times, each time in a fresh process, rows alternating; medians."""
+    import statistics
+
     found = []
     for task in args.tasks:
-        for row in args.rows:
-            cmd = [
-                sys.executable,
-                "-m",
-                "benchmarks.train_throughput",
-                "--child",
-                row,
-                "--backbone",
-                args.backbone,
-                "--tasks",
-                task,
-                "--batches",
-                str(args.batches),
-                "--batch-size",
-                str(args.batch_size),
-                "--padded-batches",
-                str(args.padded_batches),
-                "--prompt-lengths",
-                str(args.prompt_lengths[0]),
-                "--threads",
-                str(args.threads),
-                "--mode",
-                args.mode,
-                *(f"--override={o}" for o in args.override),
-            ]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("MEM ")]
-            if proc.returncode or not lines:
-                raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-            record = json.loads(lines[-1][4:])
-            found.append(record)
+        added: dict[str, list[float]] = {row: [] for row in args.rows}
+        for r in range(args.repeats):
+            for row in args.rows:
+                record = _child_run(args, task, row)
+                record["repeat"] = r
+                found.append(record)
+                added[row].append(record["added_mb"])
+                print(
+                    f"  {task:<8} {row:<14} +{record['added_mb']:7.1f} MB peak over "
+                    f"{record['rss_before_mb']:.0f} MB ({record['examples']} examples)"
+                )
+        print(f"\n| {task}: row | peak memory added by training, MB (median) | min-max |")
+        print("|---|---:|---:|")
+        for row, values in added.items():
             print(
-                f"  {task:<8} {row:<14} +{record['added_mb']:7.1f} MB peak over {record['rss_before_mb']:.0f} MB ({record['examples']} examples)"
+                f"| {row} | {statistics.median(values):.0f} | {min(values):.0f}-{max(values):.0f} |"
             )
     return found
+
+
+def _child_run(args, task: str, row: str) -> dict:
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.train_throughput",
+        "--child",
+        row,
+        "--backbone",
+        args.backbone,
+        "--tasks",
+        task,
+        "--batches",
+        str(args.batches),
+        "--batch-size",
+        str(args.batch_size),
+        "--padded-batches",
+        str(args.padded_batches),
+        "--prompt-lengths",
+        str(args.prompt_lengths[0]),
+        "--threads",
+        str(args.threads),
+        "--mode",
+        args.mode,
+        *(f"--override={o}" for o in args.override),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("MEM ")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][4:])
 
 
 def parse(argv=None):
@@ -304,7 +338,7 @@ def parse(argv=None):
         help="a model config name (minilm, t5_small_random, tiny_t5, ...)",
     )
     p.add_argument("--tasks", default="cb,rte,multirc", type=lambda s: s.split(","))
-    p.add_argument("--rows", default=",".join(ROWS), type=lambda s: s.split(","))
+    p.add_argument("--rows", default=",".join(DEFAULT_ROWS), type=lambda s: s.split(","))
     p.add_argument(
         "--batches",
         type=int,

@@ -15,10 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from omegaconf import open_dict
 from transformers import AutoConfig
 
 from rpt.backbones import family_of, loading
@@ -358,53 +357,49 @@ def test_encoder_head_is_trained_and_kept_in_checkpoints() -> None:
     assert {"backbone.head.weight", "backbone.head.bias"} <= set(checkpoint["state_dict"])
 
 
-def test_every_family_trains_through_the_one_training_step(monkeypatch, tmp_path) -> None:
-    """Lightning drives each family; every loss is computed by PromptTuningModule.training_step.
+def test_every_family_trains_through_the_one_training_step(
+    monkeypatch, fixture_data_dir, tmp_path
+) -> None:
+    """``rpt.train`` drives each family; every loss comes from PromptTuningModule.training_step.
 
-    A per-family module, loop or training_step override would show up here as another caller
-    of ``backbone.loss`` or another module class.
+    A per-family module class, training loop or ``training_step`` override would show up here as
+    another caller of the family's ``loss``.
     """
-    import rpt.train
+    from rpt.backbones import CausalBackbone, EncoderBackbone, Seq2SeqBackbone
+    from rpt.train import train
 
-    assert rpt.train.PromptTuningModule is PromptTuningModule
     the_step = PromptTuningModule.training_step.__code__
     callers: dict[str, list] = {}
+    for cls in (Seq2SeqBackbone, EncoderBackbone, CausalBackbone):
+
+        def counted_loss(self, batch, prompt, _real=cls.loss):
+            callers.setdefault(self.family, []).append(sys._getframe(1).f_code)
+            return _real(self, batch, prompt)
+
+        monkeypatch.setattr(cls, "loss", counted_loss)
+
     for model in TINY:
-        module = module_for(model).train()
-        assert (
-            type(module) is PromptTuningModule and type(module).training_step.__code__ is the_step
+        cfg = compose_config(
+            [
+                f"model={model}",
+                "task=cb",
+                "prompt=residual_mlp1",
+                "trainer=cpu",
+                "trainer.fast_dev_run=2",  # two training steps, two validation batches
+                "trainer.enable_progress_bar=false",
+                "logger=none",
+                "export=false",
+                "data.batch_size=2",
+                f"data.dir={fixture_data_dir}",
+            ]
         )
-        backbone = module.backbone
-        real_loss = backbone.loss
-
-        def counted_loss(batch, prompt, _real=real_loss, _model=model):
-            callers.setdefault(_model, []).append(sys._getframe(1).f_code)
-            return _real(batch, prompt)
-
-        monkeypatch.setattr(backbone, "loss", counted_loss)
-        prompt_before = module.reparam.prompt.detach().clone()
-        n = module.reparam.length
-        features = [
-            {**backbone.featurize(ex.source, ex.choices, ex.target, n), "example": ex, "index": i}
-            for i, ex in enumerate(cb_like())
-        ]
-        loader = DataLoader(features, batch_size=2, collate_fn=Collator(backbone.pad_id))
-        trainer = L.Trainer(
-            accelerator="cpu",
-            max_steps=2,
-            limit_val_batches=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=tmp_path,
-        )
-        trainer.fit(module, train_dataloaders=loader)
-        assert not torch.equal(module.reparam.prompt, prompt_before), model
-    assert sorted(callers) == sorted(TINY)
-    for model, codes in callers.items():
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / model)
+        train(cfg)
+    assert sorted(callers) == ["causal", "encoder", "seq2seq"]
+    for family, codes in callers.items():
         assert len(codes) == 2 and all(c is the_step for c in codes), (
-            model,
+            family,
             [c.co_qualname for c in codes],
         )
 
