@@ -17,10 +17,16 @@ pytestmark = pytest.mark.integration
 def word_ids(source: str, choices: tuple[str, ...], target: str | None, prompt_length: int) -> dict:
     """A stand-in tokeniser: one id per word (no model needed to test the data plumbing)."""
     ids = lambda text: [len(w) for w in text.split()]  # noqa: E731
-    return {"source": ids(source), "choices": [ids(c) for c in choices], "target": ids(target or "")}
+    return {
+        "source": ids(source),
+        "choices": [ids(c) for c in choices],
+        "target": ids(target or ""),
+    }
 
 
-def make(task: str, data_dir: Path, data_seed: int = 0, seed: int = 0, **data) -> SuperGLUEDataModule:
+def make(
+    task: str, data_dir: Path, data_seed: int = 0, seed: int = 0, **data
+) -> SuperGLUEDataModule:
     cfg = {"dir": str(data_dir), "source": "local", "batch_size": 8, "eval_batch_size": 16, **data}
     return SuperGLUEDataModule(get_task(task), word_ids, 0, 10, cfg, seed=seed, data_seed=data_seed)
 

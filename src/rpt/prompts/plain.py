@@ -30,5 +30,7 @@ class NoPrompt(PlainPrompt):
 
     def __init__(self, length: int, dim: int) -> None:
         if length != 0:
-            raise ValueError(f"prompt.length must be 0 for prompt=head_only (no prompt), got {length}")
+            raise ValueError(
+                f"prompt.length must be 0 for prompt=head_only (no prompt), got {length}"
+            )
         super().__init__(length, dim)
