@@ -40,12 +40,19 @@ MODES = ("rpt", "train", "eval")
 
 
 class EpochTimer(Callback):
-    """Wall time from the start of the training epoch to the end of its last optimizer step."""
+    """Wall and CPU time from the start of the training epoch to its last optimizer step.
+
+    Also records the frozen model's train/eval mode while training, so that a row never
+    compares rpt with dropout against a baseline without it (or the reverse).
+    """
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.examples = 0
         self.clock = Clock()
         self.timing = self.clock.stop(0)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.backbone_training = pl_module.backbone.model.training
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.examples += int(batch["source_ids"].shape[0])
@@ -175,6 +182,11 @@ def rpt_row(work: Workload, prompt: str = "none", grouped: bool = False, extra=(
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         timer.timing.extra["fit_s"] = time.perf_counter() - start
+        if timer.backbone_training != training:
+            raise RuntimeError(
+                f"rpt trained the frozen model in {'train' if timer.backbone_training else 'eval'}"
+                " mode, not the mode every other row uses: rerun with --mode train or --mode eval"
+            )
         return timer.timing
 
     return run

@@ -20,9 +20,12 @@ Rows (``--rows``; see ``benchmarks/rows.py`` for exactly what each runs):
 
 Every row trains on the same ``--batches × --batch-size`` real training examples of each task
 (drawn by data_seed), in one process, alternating row after row for ``--repeats`` repeats.
-Throughput is examples/s at the median time; ratios are paired (same repeat), median over
-repeats. ``--memory`` instead runs each row once in a fresh subprocess and reports the peak
-resident memory the training added (see ``benchmarks.common.reset_peak_rss``).
+Throughput is examples per CPU second and per wall second, medians over repeats; ratios are
+paired (same repeat), median over repeats. ``--override`` adds an rpt config override to every
+row's config (e.g. ``trainer.precision=bf16-mixed`` for the rpt rows). ``--memory`` instead
+runs each row ``--repeats`` times, each in a fresh subprocess, and reports the peak resident
+memory the training added (see ``benchmarks.common.reset_peak_rss``). docs/performance.md has
+the results and what they mean.
 """
 
 from __future__ import annotations

@@ -113,7 +113,11 @@ def test_grouping_pads_far_less_than_random_batches_and_puts_the_longest_first()
 
 def test_datamodule_builds_it_with_the_trainers_rank(fixture_data_dir) -> None:
     def featurize(source, choices, target, prompt_length):
-        return {"source": [5] * len(source.split()), "choices": [[1] for _ in choices], "target": [1]}
+        return {
+            "source": [5] * len(source.split()),
+            "choices": [[1] for _ in choices],
+            "target": [1],
+        }
 
     data = {"dir": str(fixture_data_dir), "batch_size": 2, "group_by_length": True}
     dm = SuperGLUEDataModule(get_task("cb"), featurize, pad_id=0, prompt_length=4, data=data)
