@@ -114,6 +114,11 @@ class PromptTuningModule(L.LightningModule):
         return batch
 
     # ---- training ----------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        # The frozen model's dropout: off by default (from_pretrained leaves it in eval mode, and
+        # Lightning keeps that), on with train.backbone_dropout=true as in the paper's code.
+        self.backbone.model.train(bool(self.cfg.get("train", {}).get("backbone_dropout", False)))
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         loss = self.backbone.loss(batch, self.prompt())
         finite = bool(torch.isfinite(loss))

@@ -124,3 +124,14 @@ def test_encoder_keeps_cls_first() -> None:
     assert torch.equal(embeds[:, :1], cls)
     assert torch.equal(embeds[0, 1 : 1 + prompt.shape[0]], prompt)
     assert mask.shape[1] == batch["source_ids"].shape[1] + prompt.shape[0]
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_backbone_dropout_follows_the_config(flag: bool) -> None:
+    module = build_module(
+        ["model=tiny_t5", "task=cb", "prompt=none", f"train.backbone_dropout={str(flag).lower()}"]
+    )
+    module.backbone.model.train(not flag)
+    module.on_train_epoch_start()
+    assert module.backbone.model.training is flag
+    assert all(m.training is flag for m in module.backbone.model.modules())
