@@ -101,6 +101,12 @@ class Workload:
             "trainer.max_epochs=1",
             f"trainer.limit_train_batches={-(-self.examples // self.batch_size)}",
             "trainer.limit_val_batches=0",
+            # rpt sets the frozen model's mode from this key at every epoch's start.
+            *(
+                [f"++train.backbone_dropout={self.mode == 'train'}".lower()]
+                if self.mode != "rpt"
+                else []
+            ),
             *self.extra,
             *extra,
         ]
@@ -113,7 +119,12 @@ class Workload:
             from rpt.config import run_config
 
             module = PromptTuningModule(run_config(self.config(prompt)))
-            self.rpt_backbone_training = module.backbone.model.training
+            # rpt's choice: train.backbone_dropout (set at every epoch's start), or, in older
+            # versions without the key, the mode the model was loaded in.
+            dropout = (module.cfg.get("train") or {}).get("backbone_dropout")
+            self.rpt_backbone_training = (
+                bool(dropout) if dropout is not None else module.backbone.model.training
+            )
             self._modules[prompt] = module
         return self._modules[prompt]
 
@@ -121,10 +132,9 @@ class Workload:
     def backbone_training(self) -> bool:
         """Whether every row runs the frozen model in train mode (dropout on).
 
-        ``rpt``: the mode rpt.train leaves it in. Lightning (>= 2.2) keeps submodule modes, and
-        ``from_pretrained`` returns a model in eval mode, so pretrained backbones train without
-        dropout in rpt while random-init ones (``from_config``) keep it. ``train``: dropout on
-        in every row (PEFT's and the original code's ``model.train()``). ``eval``: off.
+        ``rpt``: the mode rpt trains it in (``train.backbone_dropout``, off by default).
+        ``train``: dropout on in every row (PEFT's and the original code's ``model.train()``;
+        rpt's ``train.backbone_dropout=true``). ``eval``: off in every row.
         """
         if self.mode == "rpt":
             self.module()
