@@ -90,3 +90,6 @@ report:  ## tables and plots from finished runs: make report DIR=outputs/multiru
 
 clean:  ## remove run folders and caches
 	rm -rf outputs multirun .pytest_cache .ruff_cache
+
+bench:  ## the main training-throughput benchmark (rpt vs PEFT vs the bound; minutes; docs/performance.md)
+	$(OFFLINE) $(PY) -m benchmarks.train_throughput --backbone minilm --tasks cb,rte,multirc
