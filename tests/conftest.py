@@ -34,6 +34,17 @@ def data_dir() -> Path:
     return found
 
 
+@pytest.fixture(scope="module")
+def data_dir_module() -> Path:
+    """The real SuperGLUE folder for module-scoped fixtures (one training run per test file)."""
+    found = real_data_dir()
+    if found is None:
+        pytest.skip(
+            "RPT_DATA_DIR is not set to a SuperGLUE folder (CI sets ../shared/data/superglue)"
+        )
+    return found
+
+
 @pytest.fixture
 def fixture_data_dir() -> Path:
     """Hand-written examples in the official layout (ReCoRD, BoolQ train, …)."""

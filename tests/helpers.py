@@ -37,3 +37,19 @@ def build_datamodule(module, cfg: DictConfig):
     from rpt.train import make_datamodule
 
     return make_datamodule(module, cfg, module.task)
+
+
+def make_batch(module, examples):
+    """Featurise and collate exactly as the DataModule does (right-padded)."""
+    from rpt.data.collate import Collator
+
+    n = module.reparam.length
+    features = [
+        {
+            **module.backbone.featurize(ex.source, ex.choices, ex.target, n),
+            "example": ex,
+            "index": i,
+        }
+        for i, ex in enumerate(examples)
+    ]
+    return Collator(module.backbone.pad_id)(features)

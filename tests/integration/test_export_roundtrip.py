@@ -19,16 +19,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def data_dir_module() -> Path:
-    from tests.conftest import real_data_dir
-
-    found = real_data_dir()
-    if found is None:
-        pytest.skip("RPT_DATA_DIR is not set to a SuperGLUE folder")
-    return found
-
-
-@pytest.fixture(scope="module")
 def cb_run(tmp_path_factory, data_dir_module: Path) -> Path:
     """One epoch of tiny T5 on 64 CB examples, in-process, as ``python -m rpt.train`` runs it."""
     from rpt.train import train

@@ -15,16 +15,6 @@ from tests.helpers import build_module
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def data_dir_module() -> Path:
-    from tests.conftest import real_data_dir
-
-    found = real_data_dir()
-    if found is None:
-        pytest.skip("RPT_DATA_DIR is not set to a SuperGLUE folder")
-    return found
-
-
 def make_export(path: Path, task: str) -> Path:
     """An untrained tiny-T5 export: the file format, not the accuracy, is under test."""
     module = build_module(["model=tiny_t5", f"task={task}", "prompt=residual_mlp1"]).eval()

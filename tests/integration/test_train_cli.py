@@ -45,16 +45,6 @@ def cb_run(tmp_path_factory, data_dir_module) -> Path:
     return run_dir
 
 
-@pytest.fixture(scope="module")
-def data_dir_module():
-    from tests.conftest import real_data_dir
-
-    found = real_data_dir()
-    if found is None:
-        pytest.skip("RPT_DATA_DIR is not set to a SuperGLUE folder")
-    return found
-
-
 def test_run_folder_has_config_checkpoints_and_export(cb_run: Path) -> None:
     assert (cb_run / ".hydra" / "config.yaml").is_file()
     assert (cb_run / "checkpoints" / "best.ckpt").is_file()

@@ -23,11 +23,10 @@ from transformers import AutoConfig
 from rpt.backbones import family_of, loading
 from rpt.backbones.causal import join_rows, to_left_padding
 from rpt.backbones.encoder import pair_inputs
-from rpt.data.collate import Collator
 from rpt.data.example import Example
 from rpt.module import PromptTuningModule
 from tests.conftest import CONF
-from tests.helpers import build_module, compose_config
+from tests.helpers import build_module, compose_config, make_batch
 
 TINY = ["tiny_t5", "tiny_bert", "tiny_gpt2"]
 PROMPTS = sorted(p.stem for p in (CONF / "prompt").rglob("*.yaml"))
@@ -87,16 +86,7 @@ def copa_like() -> list[Example]:
 
 def batch_of(module: PromptTuningModule, examples: Sequence[Example]) -> dict:
     """Featurise and collate exactly as the DataModule does (right-padded)."""
-    n = module.reparam.length
-    features = [
-        {
-            **module.backbone.featurize(ex.source, ex.choices, ex.target, n),
-            "example": ex,
-            "index": i,
-        }
-        for i, ex in enumerate(examples)
-    ]
-    return Collator(module.backbone.pad_id)(features)
+    return make_batch(module, examples)
 
 
 def module_for(model: str, *overrides: str, task: str = "cb") -> PromptTuningModule:

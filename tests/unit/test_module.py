@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rpt.data.collate import Collator
 from rpt.data.example import Example
 from tests.conftest import CONF
-from tests.helpers import build_module
+from tests.helpers import build_module, make_batch
 
 FAMILIES = ["tiny_t5", "tiny_bert", "tiny_gpt2"]
 PROMPTS = sorted(p.stem for p in (CONF / "prompt").rglob("*.yaml"))
@@ -33,19 +32,6 @@ def cb_examples() -> list[Example]:
         )
         for i, (p, h, y) in enumerate(texts)
     ]
-
-
-def make_batch(module, examples: list[Example]) -> dict:
-    n = module.reparam.length
-    features = [
-        {
-            **module.backbone.featurize(ex.source, ex.choices, ex.target, n),
-            "example": ex,
-            "index": i,
-        }
-        for i, ex in enumerate(examples)
-    ]
-    return Collator(module.backbone.pad_id)(features)
 
 
 @pytest.mark.parametrize("prompt", PROMPTS)
