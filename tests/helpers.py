@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-CONF = Path(__file__).resolve().parents[1] / "src" / "rpt" / "conf"
+from tests.conftest import CONF
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:

@@ -38,8 +38,6 @@ log = logging.getLogger("rpt.train")
 # FloatingPointError: a diverged run (train.on_nonfinite=stop); ResumeError: resume with other data.
 USER_ERRORS = (ConfigError, DataError, ModelLoadError, FloatingPointError, ResumeError)
 
-CONFIG_DIR = str(Path(__file__).parent / "conf")
-
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
