@@ -20,7 +20,7 @@ import torch
 from omegaconf import open_dict
 from transformers import AutoConfig
 
-from rpt.backbones import family_of, loading
+from rpt.backbones import family_of, loading, seq2seq
 from rpt.backbones.causal import join_rows, to_left_padding
 from rpt.backbones.encoder import pair_inputs
 from rpt.data.example import Example
@@ -34,6 +34,9 @@ MODEL_CONFIGS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 LABELS = ("entailment", "contradiction", "neutral")
 # Agreement demanded between an example scored alone and inside a padded batch (fp32).
 ATOL = 1e-5
+# Candidate scores are sums of token log-probabilities (|score| up to ~100 on the long COPA-like
+# candidates), where one fp32 rounding step alone is 7.6e-6: compare those relative to size too.
+SCORE_RTOL = 1e-6
 
 
 # ---- examples written for these tests (not from the real files) -----------------------------
@@ -121,7 +124,7 @@ def test_scores_alone_equal_scores_in_a_padded_batch(
         for i, ex in enumerate(examples):
             alone = module.backbone.choice_scores(batch_of(module, [ex]), prompt)[0]  # (C_i,)
             c = len(ex.choices)
-            torch.testing.assert_close(batched[i, :c], alone[:c], rtol=0, atol=ATOL)
+            torch.testing.assert_close(batched[i, :c], alone[:c], rtol=SCORE_RTOL, atol=ATOL)
             # Candidates an example lacks can never win.
             assert torch.isneginf(batched[i, c:]).all()
 
@@ -255,6 +258,50 @@ def test_loss_covers_only_the_answer_tokens(model: str) -> None:
         loss = module.backbone.loss(batch, prompt)
         gold = module.backbone.choice_scores(batch, prompt)[0, example.label]
     torch.testing.assert_close(loss * answer_tokens, -gold, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("shared_cache", [True, False])
+@pytest.mark.parametrize("task", ["cb", "copa"])
+def test_seq2seq_rank_scores_equal_a_full_pass_per_candidate(
+    task: str, shared_cache: bool, monkeypatch
+) -> None:
+    # Reference: the plain way, the whole model once per (example, candidate) with the
+    # candidate as labels. The shared-cache path must give the same log-likelihoods, and so
+    # must the fallback for transformers versions whose cache cannot be repeated.
+    if not shared_cache:
+        monkeypatch.setattr(seq2seq, "_cache_of", lambda output: None)
+    module = module_for("tiny_t5", task=task)
+    examples = cb_like() if task == "cb" else copa_like()
+    backbone, prompt = module.backbone, module.prompt()
+    with torch.no_grad():
+        got = backbone.choice_scores(batch_of(module, examples), prompt)  # (B, C)
+        for i, ex in enumerate(examples):
+            batch = batch_of(module, [ex])
+            embeds, mask = backbone.embed_with_prompt(
+                batch["source_ids"], batch["source_mask"], prompt
+            )
+            for c in range(len(ex.choices)):
+                ids = batch["choice_ids"][0, c][batch["choice_mask"][0, c] == 1][None]  # (1, L)
+                logits = backbone.model(
+                    inputs_embeds=embeds, attention_mask=mask, labels=ids
+                ).logits
+                expected = logits.log_softmax(-1).gather(-1, ids[..., None]).sum()
+                torch.testing.assert_close(got[i, c], expected, rtol=SCORE_RTOL, atol=ATOL)
+
+
+def test_seq2seq_rank_projects_the_input_once_per_example_not_per_candidate() -> None:
+    # The decoder's cross-attention keys are a projection of the whole input: computed per
+    # candidate, they cost a third to a half of an encoder pass (docs/performance.md).
+    module = module_for("tiny_t5")
+    projection = module.backbone.model.get_decoder().block[0].layer[1].EncDecAttention.k
+    rows = []
+    handle = projection.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+    try:
+        with torch.no_grad():
+            module.backbone.choice_scores(batch_of(module, cb_like()), module.prompt())
+    finally:
+        handle.remove()
+    assert rows == [len(cb_like())]  # 4 examples, once each; not 4 x 3 candidates
 
 
 def test_causal_labels_are_masked_on_the_input() -> None:
