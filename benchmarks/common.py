@@ -54,9 +54,10 @@ def compose(overrides: Sequence[str], output_dir: str | os.PathLike) -> Any:
     from hydra import initialize_config_dir
     from omegaconf import open_dict
 
-    from rpt.train import CONFIG_DIR
+    import rpt
 
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    config_dir = str(Path(rpt.__file__).parent / "conf")  # the configs rpt.train composes
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         cfg = hydra_compose(config_name="train", overrides=list(overrides))
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
