@@ -3,9 +3,11 @@
     python -m benchmarks.checkpoint_size --backbones minilm,t5_small_random --prompts none,residual_mlp1
 
 Runs ``python -m rpt.train`` (one short epoch on CB: 16 training examples) for every backbone and
-prompt, then lists the files of its ``checkpoints/`` and ``export/`` folders. A Lightning
-checkpoint also holds the optimizer's state (AdamW keeps two moments per parameter) and the run's
-config, so about 3x the trainable parameters is expected; the export holds the computed prompt.
+prompt, then lists the files of its ``checkpoints/`` and ``export/`` folders. ``best.ckpt`` is
+saved weights-only (``callbacks.checkpoint.save_weights_only``): about 1x the trainable
+parameters plus the run's config (~5-6 KiB). ``last.ckpt`` (for ``resume=true``) also holds the
+optimizer's state (AdamW keeps two moments per parameter): about 3x. The export holds the
+computed prompt.
 """
 
 from __future__ import annotations

@@ -368,7 +368,7 @@ def parse(argv=None):
         "--override",
         action="append",
         default=[],
-        help="extra rpt config override for every row, e.g. +model.gradient_checkpointing=true",
+        help="extra rpt config override for every row, e.g. model.gradient_checkpointing=true",
     )
     p.add_argument(
         "--memory", action="store_true", help="peak memory per row, one fresh process each"

@@ -18,7 +18,12 @@ import torch.distributed as dist
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
-from rpt.backbones import Backbone, build_backbone
+from rpt.backbones import (
+    Backbone,
+    build_backbone,
+    checkpointed_modules,
+    train_checkpointed_modules,
+)
 from rpt.data.tasks import get_task
 from rpt.prompts import Reparameterizer, initial_prompt
 
@@ -61,6 +66,9 @@ class PromptTuningModule(L.LightningModule):
                 f"{self.backbone.family} backbone has no head. prompt=head_only is a baseline for "
                 "encoder models (model=minilm, bert_base, …) only."
             )
+
+        if self._checkpoints_in_eval_mode():
+            checkpointed_modules(self.backbone.model)  # refuses a model that cannot, before fit
 
         # Checkpoints hold trainable parameters only, so loading one leaves the frozen keys out.
         self.strict_loading = False
@@ -114,10 +122,23 @@ class PromptTuningModule(L.LightningModule):
         return batch
 
     # ---- training ----------------------------------------------------------------------------
+    def _backbone_dropout(self) -> bool:
+        return bool(self.cfg.get("train", {}).get("backbone_dropout", False))
+
+    def _checkpoints_in_eval_mode(self) -> bool:
+        """Gradient checkpointing on while the frozen model trains in eval mode (no dropout)."""
+        return (
+            bool(self.cfg["model"].get("gradient_checkpointing")) and not self._backbone_dropout()
+        )
+
     def on_train_epoch_start(self) -> None:
         # The frozen model's dropout: off by default (from_pretrained leaves it in eval mode, and
         # Lightning keeps that), on with train.backbone_dropout=true as in the paper's code.
-        self.backbone.model.train(bool(self.cfg.get("train", {}).get("backbone_dropout", False)))
+        self.backbone.model.train(self._backbone_dropout())
+        if self._checkpoints_in_eval_mode():
+            # Hugging Face checkpoints only layers in train mode: put those (not their dropout)
+            # there, or model.gradient_checkpointing=true would save no memory.
+            train_checkpointed_modules(self.backbone.model)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         loss = self.backbone.loss(batch, self.prompt())

@@ -55,6 +55,7 @@ def resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
             raise ConfigError(
                 f"ckpt_path={cfg.ckpt_path} does not exist: give the path of a .ckpt file"
             )
+        check_resumable(Path(str(cfg.ckpt_path)), "ckpt_path")
         return str(cfg.ckpt_path)
     if not cfg.get("resume"):
         return None
@@ -64,7 +65,26 @@ def resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
             f"resume=true but {last} does not exist: point hydra.run.dir at the run to resume, "
             "or pass ckpt_path=/path/to/a.ckpt"
         )
+    check_resumable(last, "resume=true")
     return str(last)
+
+
+def check_resumable(path: Path, option: str) -> None:
+    """Refuse a weights-only checkpoint (``best.ckpt``) to continue training from.
+
+    Lightning would fail later with a ``KeyError`` about optimizer state that names no file.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if "optimizer_states" in checkpoint:
+        return
+    last = path.parent / "last.ckpt"
+    instead = f"continue from {last}" if last.is_file() and last != path else "use a last.ckpt"
+    raise ConfigError(
+        f"{option}: {path} holds weights only, no optimizer state (best.ckpt is written with "
+        f"callbacks.checkpoint.save_weights_only=true, for export and evaluation): training "
+        f"cannot continue from it. To resume, {instead} (or resume=true with hydra.run.dir at "
+        f"that run); to export it: python -m rpt.export {path} OUT_DIR"
+    )
 
 
 def load_trainable_state(module: PromptTuningModule, ckpt_path: str) -> dict[str, Any]:

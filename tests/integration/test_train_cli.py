@@ -72,6 +72,21 @@ def test_checkpoint_is_trainable_parameters_only(cb_run: Path) -> None:
     )
 
 
+def test_best_checkpoint_is_weights_only_and_last_keeps_the_optimizer(cb_run: Path) -> None:
+    # best.ckpt feeds export and evaluation (save_weights_only); last.ckpt is for resume=true.
+    folder = cb_run / "checkpoints"
+    best = torch.load(folder / "best.ckpt", map_location="cpu", weights_only=True)
+    last = torch.load(folder / "last.ckpt", map_location="cpu", weights_only=True)
+    assert not {"optimizer_states", "lr_schedulers", "callbacks"} & best.keys()
+    assert {"optimizer_states", "callbacks"} <= last.keys() and last["optimizer_states"]
+    assert "cfg" in best["hyper_parameters"] and "rpt_best_score" in best
+    # fp32 trainable parameters (104,512 here: 408 KiB), plus config and loop state (~6 KiB)
+    module = build_module(["model=tiny_t5", "task=cb", "prompt=residual_mlp2"])
+    weights = 4 * module.num_trainable_parameters()
+    size = (folder / "best.ckpt").stat().st_size
+    assert weights <= size <= 1.3 * weights + 16 * 1024, (size, weights)
+
+
 def test_export_equals_reparameterizer_output_of_best_checkpoint(cb_run: Path) -> None:
     from rpt.module import PromptTuningModule
 

@@ -84,6 +84,25 @@ def test_bad_setting_stops_before_the_model_loads(
         assert phrase in str(info.value), str(info.value)
 
 
+def test_weights_only_checkpoint_is_refused_as_ckpt_path(tmp_path, no_model_loading):
+    # best.ckpt is saved weights-only; continuing training from it needs the optimizer state.
+    import torch
+
+    folder = tmp_path / "old" / "checkpoints"
+    folder.mkdir(parents=True)
+    best, last = folder / "best.ckpt", folder / "last.ckpt"
+    torch.save({"state_dict": {}, "epoch": 0, "global_step": 3}, best)
+    torch.save({"state_dict": {}, "epoch": 0, "global_step": 3, "optimizer_states": []}, last)
+    with pytest.raises(ConfigError) as info:
+        train_with([f"ckpt_path={best}"], tmp_path)
+    message = str(info.value)
+    assert f"ckpt_path: {best} holds weights only, no optimizer state" in message
+    assert f"continue from {last}" in message and "python -m rpt.export" in message
+    # A checkpoint with optimizer state passes this check (and goes on to load the model).
+    with pytest.raises(AssertionError, match="a model was loaded"):
+        train_with([f"ckpt_path={last}"], tmp_path)
+
+
 def test_data_dir_without_the_task_folder_names_what_it_found(tmp_path, no_model_loading):
     (tmp_path / "data" / "RTE").mkdir(parents=True)
     with pytest.raises(ConfigError) as info:
