@@ -271,8 +271,8 @@ class BoundLoop:
             embeds, full = torch.cat([prompt, tokens], 1), torch.cat([ones, mask], 1)
         hidden = self.model(inputs_embeds=embeds, attention_mask=full).last_hidden_state
         if self.mean_pool:
-            w = full.unsqueeze(-1).to(hidden.dtype)  # (B, n+T, 1)
-            pooled = (hidden * w).sum(1) / w.sum(1)
+            w = full.to(hidden.dtype).unsqueeze(1)  # (B, 1, n+T)
+            pooled = torch.bmm(w, hidden).squeeze(1) / w.sum(-1)  # (B, d), as rpt pools
         else:
             pooled = hidden[:, 0 if self.after_cls else n]
         return F.cross_entropy(self.head(pooled), batch["labels"])

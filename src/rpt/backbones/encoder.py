@@ -69,21 +69,20 @@ class EncoderBackbone(Backbone):
         RoBERTa (one type) and DeBERTa-v2 (none) do not."""
         return int(getattr(self.model.config, "type_vocab_size", 0) or 0) >= 2
 
-    def prompt_order(self, n: int, length: int, device: torch.device) -> Tensor | None:
-        """Column order turning ``P [CLS] x`` into ``[CLS] P x``: ``(length,)``; None for front."""
+    def place_prompt(self, tokens: Tensor, prompt_part: Tensor) -> Tensor:
+        """Join ``(N, T, ...)`` token columns and ``(N, n, ...)`` prompt columns in one copy:
+        ``P [CLS] x`` (front) or ``[CLS] P x`` (after_cls). Returns ``(N, n+T, ...)``."""
         if self.prompt_position == "front":
-            return None
-        return torch.cat([torch.tensor([n]), torch.arange(n), torch.arange(n + 1, length)]).to(
-            device
-        )
+            return torch.cat([prompt_part, tokens], dim=1)
+        return torch.cat([tokens[:, :1], prompt_part, tokens[:, 1:]], dim=1)
 
     def embed_with_prompt(self, ids: Tensor, mask: Tensor, prompt: Tensor) -> tuple[Tensor, Tensor]:
-        embeds, full_mask = super().embed_with_prompt(ids, mask, prompt)  # prompt first
-        # after_cls: move [CLS] (first token after the prompt) back to position 0.
-        order = self.prompt_order(prompt.shape[0], embeds.shape[1], ids.device)
-        if order is None:
-            return embeds, full_mask
-        return embeds[:, order], full_mask[:, order]
+        """Token embeddings with the prompt placed: ``(N, n+T, d)`` and mask ``(N, n+T)``."""
+        tokens = self.model.get_input_embeddings()(ids)  # (N, T, d)
+        rows = ids.shape[0]
+        prompt = prompt.to(tokens.dtype).unsqueeze(0).expand(rows, -1, -1)  # (N, n, d)
+        ones = mask.new_ones(rows, prompt.shape[1])
+        return self.place_prompt(tokens, prompt), self.place_prompt(mask, ones)
 
     def _pool(
         self, ids: Tensor, mask: Tensor, prompt: Tensor, segments: Tensor | None = None
@@ -95,11 +94,8 @@ class EncoderBackbone(Backbone):
         if segments is not None and self.uses_segments:
             n = prompt.shape[0]
             # The prompt counts as segment A, as in PEFT's prompt tuning for classification.
-            types = torch.cat(
-                [segments.new_zeros(segments.shape[0], n), segments], dim=1
-            )  # (N, n+T)
-            order = self.prompt_order(n, types.shape[1], ids.device)
-            extra["token_type_ids"] = types if order is None else types[:, order]
+            zeros = segments.new_zeros(segments.shape[0], n)
+            extra["token_type_ids"] = self.place_prompt(segments, zeros)  # (N, n+T)
         hidden = self.model(
             inputs_embeds=embeds, attention_mask=full_mask, **extra
         ).last_hidden_state
@@ -108,8 +104,9 @@ class EncoderBackbone(Backbone):
             # with prompt_position=front this is exactly PEFT's SEQ_CLS prompt tuning.
             return self.model.pooler(hidden)
         if self.pooling == "mean":
-            weights = full_mask.unsqueeze(-1).to(hidden.dtype)  # (N, n+T, 1)
-            return (hidden * weights).sum(1) / weights.sum(1)
+            weights = full_mask.to(hidden.dtype).unsqueeze(1)  # (N, 1, n+T)
+            # A batched product: no (N, n+T, d) temporary, unlike (hidden * weights).sum(1).
+            return torch.bmm(weights, hidden).squeeze(1) / weights.sum(-1)  # (N, d)
         cls_at = 0 if self.prompt_position == "after_cls" else prompt.shape[0]
         return hidden[:, cls_at]
 
