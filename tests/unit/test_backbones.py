@@ -262,15 +262,16 @@ def test_loss_covers_only_the_answer_tokens(model: str) -> None:
 
 @pytest.mark.parametrize("shared_cache", [True, False])
 @pytest.mark.parametrize("task", ["cb", "copa"])
+@pytest.mark.parametrize("model", ["tiny_t5", "tiny_bart"])
 def test_seq2seq_rank_scores_equal_a_full_pass_per_candidate(
-    task: str, shared_cache: bool, monkeypatch
+    model: str, task: str, shared_cache: bool, monkeypatch
 ) -> None:
     # Reference: the plain way, the whole model once per (example, candidate) with the
     # candidate as labels. The shared-cache path must give the same log-likelihoods, and so
     # must the fallback for transformers versions whose cache cannot be repeated.
     if not shared_cache:
         monkeypatch.setattr(seq2seq, "_cache_of", lambda output: None)
-    module = module_for("tiny_t5", task=task)
+    module = module_for(model, task=task)
     examples = cb_like() if task == "cb" else copa_like()
     backbone, prompt = module.backbone, module.prompt()
     with torch.no_grad():
