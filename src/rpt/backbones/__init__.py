@@ -15,6 +15,7 @@ from rpt.backbones.causal import CausalBackbone
 from rpt.backbones.encoder import EncoderBackbone
 from rpt.backbones.loading import FAMILIES, ModelLoadError, family_of, load_model, load_tokenizer
 from rpt.backbones.seq2seq import Seq2SeqBackbone
+from rpt.config import ConfigError
 
 __all__ = [
     "FAMILIES",
@@ -65,7 +66,7 @@ def enable_gradient_checkpointing(model: Any) -> None:
     dropout, rpt's default) :func:`train_checkpointed_modules` puts just them there.
     """
     if not getattr(model, "supports_gradient_checkpointing", False):
-        raise ValueError(
+        raise ConfigError(
             f"model.gradient_checkpointing=true: {type(model).__name__} does not support it"
         )
     kwargs = {"use_reentrant": False}
@@ -116,7 +117,7 @@ def checkpointed_modules(model: nn.Module) -> list[nn.Module]:
     switch attention dropout on, and its flag only serves reentrant checkpointing (rpt's is not).
 
     Raises:
-        ValueError: a flagged per-layer block also reads its train mode for something else
+        ConfigError: a flagged per-layer block also reads its train mode for something else
             (BART's layers apply dropout that way): it cannot checkpoint without dropout.
     """
     flagged = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False) is True]
@@ -128,7 +129,7 @@ def checkpointed_modules(model: nn.Module) -> list[nn.Module]:
         }
     )
     if unsafe:
-        raise ValueError(
+        raise ConfigError(
             f"model.gradient_checkpointing=true needs {', '.join(unsafe)} in train mode, where "
             "they also apply dropout: with train.backbone_dropout=false this model cannot "
             "checkpoint. Set train.backbone_dropout=true, or model.gradient_checkpointing=false."
