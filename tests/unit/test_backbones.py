@@ -305,6 +305,47 @@ def test_seq2seq_rank_projects_the_input_once_per_example_not_per_candidate() ->
     assert rows == [len(cb_like())]  # 4 examples, once each; not 4 x 3 candidates
 
 
+def test_causal_loss_and_prompt_gradient_equal_the_plain_full_logits_computation() -> None:
+    # Reference: what a PEFT user's step computes, right-padded rows and logits everywhere.
+    module = module_for("tiny_gpt2")
+    backbone = module.backbone
+    batch = batch_of(module, cb_like())  # inputs of very different lengths
+    prompt = module.prompt().detach().requires_grad_(True)
+    loss = backbone.loss(batch, prompt)
+    (grad,) = torch.autograd.grad(loss, prompt)
+
+    reference_prompt = prompt.detach().clone().requires_grad_(True)
+    ids, mask, labels = join_rows(
+        batch["source_ids"], batch["source_mask"], batch["target_ids"], backbone.pad_id
+    )
+    tokens = backbone.model.get_input_embeddings()(ids)
+    rows, n = ids.shape[0], reference_prompt.shape[0]
+    embeds = torch.cat([reference_prompt.expand(rows, -1, -1), tokens], dim=1)
+    full_mask = torch.cat([mask.new_ones(rows, n), mask], dim=1)
+    labels = torch.cat([labels.new_full((rows, n), -100), labels], dim=1)
+    logits = backbone.model(inputs_embeds=embeds, attention_mask=full_mask).logits
+    expected = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100
+    )
+    (expected_grad,) = torch.autograd.grad(expected, reference_prompt)
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=ATOL)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_causal_vocabulary_projection_runs_on_the_answer_positions_only() -> None:
+    module = module_for("tiny_gpt2")
+    batch = batch_of(module, cb_like())
+    widths = []
+    head = module.backbone.model.get_output_embeddings()
+    handle = head.register_forward_hook(lambda mod, args, out: widths.append(args[0].shape[1]))
+    try:
+        module.backbone.loss(batch, module.prompt())
+    finally:
+        handle.remove()
+    longest_answer = int((batch["target_ids"] != -100).sum(1).max())
+    assert widths == [longest_answer + 1]  # not the n + S + L positions of the whole row
+
+
 def test_causal_labels_are_masked_on_the_input() -> None:
     src = torch.tensor([[5, 6, 7], [8, 0, 0]])
     src_mask = torch.tensor([[1, 1, 1], [1, 0, 0]])

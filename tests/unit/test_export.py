@@ -223,6 +223,7 @@ def peft_scores(
             n = logits.shape[1] - ids.shape[1]
             answer = torch.cat([answer.new_full((answer.shape[0], n), -100), answer], dim=1)
             scores = sequence_logprob(logits[:, :-1], answer[:, 1:])
+            logits = logits[:, :-1][answer[:, 1:] != -100]  # (answer tokens, V), row by row
     return logits, scatter_scores(scores, valid, src.shape[0])
 
 
@@ -237,8 +238,9 @@ def rpt_logits(predictor, family: str, batch: dict) -> torch.Tensor:
             return backbone.model(
                 inputs_embeds=embeds, attention_mask=full_mask, labels=labels
             ).logits
-        logits, _ = backbone._answer_logprob(src[row], mask[row], labels, prompt)
-        return logits
+        # Causal: rpt computes logits on the answer positions only.
+        logits, targets = backbone._answer_logits(src[row], mask[row], labels, prompt)
+        return logits[targets != -100]  # (answer tokens, V), row by row
 
 
 @pytest.mark.filterwarnings(

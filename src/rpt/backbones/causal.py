@@ -1,13 +1,14 @@
 """Decoder-only backbones (GPT-2, Llama, Qwen, …).
 
 The prompt goes in front; the answer text follows the input and the loss covers only the
-answer's tokens. Training and scoring use right padding (the prompt is first in every row, so
-positions ``0..n+T-1`` are right for every real token); generation uses left padding, as
-batched greedy decoding needs, with position ids taken from the attention mask.
+answer's tokens. Rows are left-padded, with position ids counted from each row's first real
+token (the prompt): for generation, as batched greedy decoding needs; for training and scoring,
+so that every answer ends at the last position and only the last positions need logits.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -58,36 +59,64 @@ class CausalBackbone(Backbone):
     def answer_room(self, choice_ids: list[list[int]], target_ids: list[int]) -> int:
         return max([len(target_ids), *(len(c) for c in choice_ids)])
 
-    def _answer_logprob(
+    def _answer_logits(
         self, src: Tensor, src_mask: Tensor, answers: Tensor, prompt: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Loss inputs for ``[P] source answer`` rows.
+        """Next-token logits over the answer positions of ``[P] source answer`` rows.
 
         src, src_mask: ``(N, S)``; answers: ``(N, L)`` with ``-100`` padding. Returns logits
-        ``(N, n+S+L, V)`` and next-token labels of the same length (``-100`` but on answers).
+        ``(N, A, V)`` and their targets ``(N, A)`` (``-100`` but on answer tokens), where ``A``
+        is the longest answer. The rows are left-padded so that every answer ends at the last
+        position: the vocabulary projection (``d × V`` per position, a third of GPT-2's
+        forward pass, and an ``(N, T, V)`` tensor) then runs on the last ``A + 1`` positions
+        only, not on the whole input (docs/performance.md).
         """
         ids, mask, labels = join_rows(src, src_mask, answers, self.pad_id)  # (N, S+L) each
         embeds, full_mask = self.embed_with_prompt(ids, mask, prompt)  # (N, n+S+L, d)
         n = prompt.shape[0]
         labels = torch.cat([labels.new_full((labels.shape[0], n), -100), labels], dim=1)
-        logits = self.model(inputs_embeds=embeds, attention_mask=full_mask).logits
-        return logits, labels
+        index = left_padding_index(full_mask)  # (N, T)
+        labels = labels.gather(1, index)
+        embeds, full_mask = to_left_padding(embeds, full_mask)
+        longest = int((answers != -100).sum(1).max())
+        logits = self.model(
+            inputs_embeds=embeds,
+            attention_mask=full_mask,
+            **self._left_padded_kwargs(full_mask, keep=longest + 1),
+        ).logits
+        # Position t predicts token t+1: the last A+1 positions predict the last A tokens.
+        return logits[:, -(longest + 1) : -1], labels[:, -longest:]
+
+    def _left_padded_kwargs(self, mask: Tensor, keep: int) -> dict[str, Any]:
+        """Position ids counted from each row's first real token, and the number of last
+        positions that need logits, as far as this model's ``forward`` takes them.
+
+        Models without ``position_ids`` (ALiBi: Bloom, MPT) take positions from the mask; without
+        ``logits_to_keep`` (older transformers) every position gets logits, and the caller's
+        slice gives the same result, only slower.
+        """
+        accepted = inspect.signature(self.model.forward).parameters
+        kwargs: dict[str, Any] = {}
+        if "position_ids" in accepted:
+            kwargs["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0)  # (N, T)
+        if "logits_to_keep" in accepted:
+            kwargs["logits_to_keep"] = keep
+        return kwargs
 
     def loss(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
-        logits, labels = self._answer_logprob(
+        logits, targets = self._answer_logits(
             batch["source_ids"], batch["source_mask"], batch["target_ids"], prompt
         )
-        # Position t predicts token t+1.
         return nn.functional.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100
+            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100
         )
 
     def choice_scores(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
         answers, row, valid = flatten_choices(batch)  # (B*C, L)
-        logits, labels = self._answer_logprob(
+        logits, targets = self._answer_logits(
             batch["source_ids"][row], batch["source_mask"][row], answers, prompt
         )
-        scores = sequence_logprob(logits[:, :-1], labels[:, 1:])  # (B*C,)
+        scores = sequence_logprob(logits, targets)  # (B*C,)
         return scatter_scores(scores, valid, batch["source_ids"].shape[0])
 
     def generate(self, batch: dict[str, Any], prompt: Tensor, max_new_tokens: int) -> list[str]:
@@ -116,10 +145,16 @@ def join_rows(
     return ids_t, mask, labels_t
 
 
-def to_left_padding(embeds: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Move each row's padding from the right end to the left: ``(B, T, d)``, ``(B, T)``."""
+def left_padding_index(mask: Tensor) -> Tensor:
+    """``(B, T)`` column order that moves each right-padded row's padding to the left end
+    (``x.gather(1, index)``)."""
     length = mask.shape[1]
     shift = length - mask.sum(1)  # (B,) pads per row
-    index = (torch.arange(length, device=mask.device)[None, :] - shift[:, None]) % length  # (B, T)
+    return (torch.arange(length, device=mask.device)[None, :] - shift[:, None]) % length
+
+
+def to_left_padding(embeds: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Move each row's padding from the right end to the left: ``(B, T, d)``, ``(B, T)``."""
+    index = left_padding_index(mask)
     embeds = embeds.gather(1, index.unsqueeze(-1).expand_as(embeds))
     return embeds, mask.gather(1, index)
