@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from benchmarks.common import Clock, Timing, compose
+from rpt.backbones.causal import join_rows
 from rpt.data.datamodule import SuperGLUEDataModule
 from rpt.module import PromptTuningModule
 from rpt.train import build_trainer
@@ -243,6 +244,8 @@ class BoundLoop:
         self.pad_id = module.backbone.pad_id
         self.batches = work.batches(grouped)
         if pad_to is not None:
+            if self.family == "causal":  # the answer follows the real tokens, not the padding
+                raise NotImplementedError("no padded (original code) row for the causal family")
             self.batches = [pad_batch(b, pad_to, self.pad_id) for b in self.batches]
         model_cfg = module.cfg["model"]
         self.after_cls = model_cfg.get("prompt_position", "after_cls") == "after_cls"
@@ -262,6 +265,12 @@ class BoundLoop:
             return self.model(
                 inputs_embeds=embeds, attention_mask=full, labels=batch["target_ids"]
             ).loss
+        if self.family == "causal":  # [P] source answer, right-padded, logits everywhere
+            ids, mask, labels = join_rows(ids, mask, batch["target_ids"], self.pad_id)
+            tokens = self.model.get_input_embeddings()(ids)
+            embeds, full = torch.cat([prompt, tokens], 1), torch.cat([ones, mask], 1)
+            labels = torch.cat([labels.new_full((b, n), -100), labels], 1)
+            return self.model(inputs_embeds=embeds, attention_mask=full, labels=labels).loss
         if self.family != "encoder":
             raise NotImplementedError(f"no bound loop for the {self.family} family")
         if self.after_cls:  # [CLS] P x [SEP]
@@ -331,13 +340,13 @@ class PeftLoop:
         records = []
         for i in work.order(grouped):
             f = features[i]
-            label = f["example"].label if self.family == "encoder" else f["target"]
+            source = f["source"]
+            if self.family == "causal":  # the answer follows the input; loss on it only
+                source, label = source + f["target"], [-100] * len(source) + f["target"]
+            else:
+                label = f["example"].label if self.family == "encoder" else f["target"]
             records.append(
-                {
-                    "input_ids": f["source"],
-                    "attention_mask": [1] * len(f["source"]),
-                    "labels": label,
-                }
+                {"input_ids": source, "attention_mask": [1] * len(source), "labels": label}
             )
         collator = (
             DataCollatorWithPadding(tokenizer)
@@ -364,15 +373,16 @@ class PeftLoop:
 
 
 def peft_base_model(model_cfg: dict[str, Any], family: str, tokenizer, num_labels: int):
-    """The model a PEFT user would load: a classifier for encoders, the seq2seq LM for T5."""
+    """The model a PEFT user would load: a classifier for encoders, the LM for T5 and GPT-2."""
     from peft import TaskType
     from transformers import AutoModelForSequenceClassification
 
     from rpt.backbones.loading import _random_config, load_model, resolve_path
 
-    if family == "seq2seq":
+    if family in ("seq2seq", "causal"):
         # The same loader as rpt: same weights (random ones from the same init_seed).
-        return load_model(model_cfg, tokenizer)[0], TaskType.SEQ_2_SEQ_LM
+        task_type = TaskType.SEQ_2_SEQ_LM if family == "seq2seq" else TaskType.CAUSAL_LM
+        return load_model(model_cfg, tokenizer)[0], task_type
     if family != "encoder":
         raise NotImplementedError(f"no PEFT baseline for the {family} family")
     if model_cfg.get("random_init"):

@@ -38,7 +38,7 @@ def run(fixture_data_dir: Path):
     return run
 
 
-def test_train_throughput_runs_every_row_on_both_families(run, tmp_path) -> None:
+def test_train_throughput_runs_every_row_on_every_family(run, tmp_path) -> None:
     for backbone in ("tiny_bert", "tiny_t5"):
         out = tmp_path / f"{backbone}.json"
         run(
@@ -49,6 +49,13 @@ def test_train_throughput_runs_every_row_on_both_families(run, tmp_path) -> None
         rows = json.loads(out.read_text())["results"][0]["rows"]
         assert {"rpt", "rpt_residual", "rpt_grouped", "peft", "bound", "padded"} <= set(rows)
         assert all(r["cpu_rate"] > 0 for r in rows.values())
+    out = tmp_path / "tiny_gpt2.json"  # decoder-only: no padded row (the original is T5-only)
+    run(
+        "train_throughput",
+        *("--backbone", "tiny_gpt2", "--tasks", "cb", "--rows", "rpt,peft,bound"),
+        *("--batches", "1", "--repeats", "1", "--batch-size", "2", "--json", str(out)),
+    )
+    assert set(json.loads(out.read_text())["results"][0]["rows"]) == {"rpt", "peft", "bound"}
 
 
 def test_eval_levers_padding_and_checkpoint_size_run(run, tmp_path) -> None:
