@@ -1,8 +1,12 @@
-"""Build configs and modules the way `rpt.train` does, for tests."""
+"""Build configs and modules the way `rpt.train` does, and run rpt's commands, for tests."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -52,3 +56,26 @@ def make_batch(module, examples):
         for i, ex in enumerate(examples)
     ]
     return Collator(module.backbone.pad_id)(features)
+
+
+def run_module(
+    module: str,
+    *args: str,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: int = 600,
+) -> subprocess.CompletedProcess:
+    """``python -m module args`` in a process of its own, offline; asserts it succeeded.
+
+    ``env`` adds to (and overrides) this process's environment. On failure the message holds
+    the command and the tails of its output.
+    """
+    cmd = [sys.executable, "-m", module, *args]
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    result = subprocess.run(
+        cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, (
+        f"{' '.join(cmd)}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-5000:]}"
+    )
+    return result

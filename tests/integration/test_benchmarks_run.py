@@ -9,31 +9,21 @@ process's thread count, which would change later tests' floating-point results.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.helpers import run_module
 
 
 @pytest.fixture
 def run(fixture_data_dir: Path):
     # The harness reads its tasks from RPT_DATA_DIR; three hand-written CB examples suffice.
-    env = {**os.environ, "RPT_DATA_DIR": str(fixture_data_dir)}
+    env = {"RPT_DATA_DIR": str(fixture_data_dir)}
 
     def run(module: str, *args: str) -> None:
-        done = subprocess.run(
-            [sys.executable, "-m", f"benchmarks.{module}", *args],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+        run_module(f"benchmarks.{module}", *args, cwd=REPO, env=env)
 
     return run
 

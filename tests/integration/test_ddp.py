@@ -8,16 +8,13 @@ process's metrics for the same weights. One run folder, one export, written by r
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import lightning as L
 import pytest
 import torch
 
 from rpt.module import PromptTuningModule
-from tests.helpers import build_datamodule, compose_config
+from tests.helpers import build_datamodule, compose_config, run_module
 
 pytestmark = pytest.mark.integration
 
@@ -43,16 +40,7 @@ def test_ddp_cpu_metrics_equal_single_process_and_only_rank_0_writes(tmp_path, d
         "data.eval_batch_size=1",  # no padding inside a batch: DDP and one process compute alike
         f"paths.log_dir={work / 'outputs'}",  # the run folder's name comes from Hydra (${now:...})
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "rpt.train", *overrides],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-5000:]
+    result = run_module("rpt.train", *overrides, cwd=work)
 
     # One run folder, shared by both processes; rank 0 alone writes the config, export and report.
     assert sorted(p.name for p in work.iterdir()) == ["outputs"]

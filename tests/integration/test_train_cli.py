@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.helpers import build_module
+from tests.helpers import build_module, run_module
 
 pytestmark = pytest.mark.integration
 
 
 def run_train(run_dir: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "rpt.train", f"hydra.run.dir={run_dir}", *overrides]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    assert result.returncode == 0, (
-        f"{' '.join(cmd)}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-5000:]}"
-    )
-    return result
+    return run_module("rpt.train", f"hydra.run.dir={run_dir}", *overrides, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
