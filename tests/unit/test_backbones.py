@@ -20,7 +20,7 @@ import torch
 from omegaconf import open_dict
 from transformers import AutoConfig
 
-from rpt.backbones import family_of, loading, seq2seq
+from rpt.backbones import causal, family_of, loading, seq2seq
 from rpt.backbones.causal import join_rows, to_left_padding
 from rpt.backbones.encoder import pair_inputs
 from rpt.data.example import Example
@@ -270,7 +270,7 @@ def test_seq2seq_rank_scores_equal_a_full_pass_per_candidate(
     # candidate as labels. The shared-cache path must give the same log-likelihoods, and so
     # must the fallback for transformers versions whose cache cannot be repeated.
     if not shared_cache:
-        monkeypatch.setattr(seq2seq, "_cache_of", lambda output: None)
+        monkeypatch.setattr(seq2seq, "cache_of", lambda output: None)
     module = module_for(model, task=task)
     examples = cb_like() if task == "cb" else copa_like()
     backbone, prompt = module.backbone, module.prompt()
@@ -344,6 +344,38 @@ def test_causal_vocabulary_projection_runs_on_the_answer_positions_only() -> Non
         handle.remove()
     longest_answer = int((batch["target_ids"] != -100).sum(1).max())
     assert widths == [longest_answer + 1]  # not the n + S + L positions of the whole row
+
+
+@pytest.mark.parametrize("task", ["cb", "copa"])
+def test_causal_rank_from_a_shared_source_equals_every_full_row(task: str, monkeypatch) -> None:
+    # Reference: each [P] source candidate row in full, the way training computes it.
+    module = module_for("tiny_gpt2", task=task)
+    examples = cb_like() if task == "cb" else copa_like()
+    backbone, prompt, batch = module.backbone, module.prompt(), batch_of(module, examples)
+    with torch.no_grad():
+        shared = backbone.choice_scores(batch, prompt)
+        monkeypatch.setattr(causal, "cache_of", lambda output: None)  # older transformers
+        row_by_row = backbone.choice_scores(batch, prompt)
+    torch.testing.assert_close(shared, row_by_row, rtol=SCORE_RTOL, atol=ATOL)
+    assert torch.isfinite(shared).sum() == sum(len(ex.choices) for ex in examples)
+
+
+def test_causal_rank_runs_the_source_once_per_example_not_per_candidate() -> None:
+    module = module_for("tiny_gpt2")
+    batch = batch_of(module, cb_like())
+    first_block = module.backbone.model.transformer.h[0]
+    shapes = []
+    hook = first_block.register_forward_hook(lambda m, args, out: shapes.append(args[0].shape))
+    try:
+        with torch.no_grad():
+            module.backbone.choice_scores(batch, module.prompt())
+    finally:
+        hook.remove()
+    rows, width = batch["source_ids"].shape
+    candidates, length = batch["choice_ids"].shape[1:]
+    n = module.prompt().shape[0]
+    # One pass over [P] source (B rows), then one per candidate over its L-1 remaining tokens.
+    assert [tuple(s[:2]) for s in shapes] == [(rows, n + width)] + [(rows, length - 1)] * candidates
 
 
 def test_causal_labels_are_masked_on_the_input() -> None:

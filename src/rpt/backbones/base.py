@@ -21,6 +21,7 @@ A batch (see :mod:`rpt.data.collate`) holds:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import torch
@@ -180,3 +181,15 @@ def scatter_scores(scores: Tensor, valid: Tensor, batch_size: int) -> Tensor:
 def cross_entropy_over_choices(scores: Tensor, labels: Tensor) -> Tensor:
     """Mean cross-entropy of ``(B, C)`` scores against gold indices ``(B,)``."""
     return nn.functional.cross_entropy(scores, labels, ignore_index=-1)
+
+
+def cache_of(output: Any) -> Any:
+    """The key/value cache a forward pass returned (``cache`` in transformers 5, older
+    ``past_key_values``); ``None`` if there is none."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else getattr(output, "past_key_values", None)
+
+
+def cache_keyword(model: Any) -> str:
+    """The keyword ``model.forward`` takes its cache by (renamed ``cache`` in transformers 5)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"

@@ -14,7 +14,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rpt.backbones.base import Backbone, flatten_choices, scatter_scores, sequence_logprob
+from rpt.backbones.base import (
+    NEG_INF,
+    Backbone,
+    cache_keyword,
+    cache_of,
+    flatten_choices,
+    scatter_scores,
+    sequence_logprob,
+)
 
 # A text that ends a word, used to see how the tokenizer starts a text and starts the next word.
 ANCHOR = "."
@@ -87,6 +95,14 @@ class CausalBackbone(Backbone):
         # Position t predicts token t+1: the last A+1 positions predict the last A tokens.
         return logits[:, -(longest + 1) : -1], labels[:, -longest:]
 
+    def _position_kwargs(self, after: Tensor, count: int) -> dict[str, Any]:
+        """Position ids ``(B, count)`` for tokens that continue rows whose mask is ``after``, if
+        this model's ``forward`` takes them (as in the full row: from each row's real length)."""
+        if "position_ids" not in inspect.signature(self.model.forward).parameters:
+            return {}
+        start = after.sum(1, keepdim=True)  # (B, 1)
+        return {"position_ids": start + torch.arange(count, device=after.device)}
+
     def _left_padded_kwargs(self, mask: Tensor, keep: int) -> dict[str, Any]:
         """Position ids counted from each row's first real token, and the number of last
         positions that need logits, as far as this model's ``forward`` takes them.
@@ -112,6 +128,50 @@ class CausalBackbone(Backbone):
         )
 
     def choice_scores(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
+        """Log-likelihood of each candidate after ``[P] source``: ``(B, C)``, ``-inf`` padding.
+
+        ``[P] source`` runs once per example, not once per candidate: left-padded, with a
+        cache, and its last position's logits score every candidate's first token; then each
+        candidate index runs its remaining tokens from that cache, which is cropped back after
+        each. Without a croppable cache (older transformers) every ``[P] source candidate`` row
+        runs in full.
+        """
+        embeds, mask = self.embed_with_prompt(batch["source_ids"], batch["source_mask"], prompt)
+        embeds, mask = to_left_padding(embeds, mask)  # (B, n+S, d), (B, n+S)
+        out = self.model(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            use_cache=True,
+            **self._left_padded_kwargs(mask, keep=1),
+        )
+        cache = cache_of(out)
+        if not hasattr(cache, "crop"):
+            return self._choice_scores_row_by_row(batch, prompt)
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
+        ids, choice_mask = batch["choice_ids"], batch["choice_mask"]  # (B, C, L)
+        length = ids.shape[2]
+        scores = []
+        for c in range(ids.shape[1]):
+            tokens, real = ids[:, c], choice_mask[:, c]  # (B, L)
+            score = first.gather(1, tokens[:, :1]).squeeze(1) * real[:, 0]  # (B,)
+            if length > 1:
+                step = self.model(
+                    input_ids=tokens[:, :-1],
+                    attention_mask=torch.cat([mask, real[:, :-1]], dim=1),
+                    use_cache=True,
+                    **{cache_keyword(self.model): cache},
+                    **self._position_kwargs(after=mask, count=length - 1),
+                )
+                cache.crop(-(length - 1))  # back to [P] source
+                logprobs = torch.log_softmax(step.logits.float(), dim=-1)  # (B, L-1, V)
+                picked = logprobs.gather(-1, tokens[:, 1:, None]).squeeze(-1)  # (B, L-1)
+                score = score + (picked * real[:, 1:]).sum(1)
+            scores.append(score)
+        valid = batch["choice_valid"]
+        return torch.stack(scores, dim=1).masked_fill(~valid, NEG_INF)  # (B, C)
+
+    def _choice_scores_row_by_row(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
+        """Every ``[P] source candidate`` row in full: ``(B, C)``."""
         answers, row, valid = flatten_choices(batch)  # (B*C, L)
         logits, targets = self._answer_logits(
             batch["source_ids"][row], batch["source_mask"][row], answers, prompt

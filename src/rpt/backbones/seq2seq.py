@@ -5,14 +5,20 @@ The prompt goes in front of the encoder input; the label text is the decoder tar
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 from torch import Tensor
 from transformers.modeling_outputs import BaseModelOutput
 
-from rpt.backbones.base import Backbone, flatten_choices, scatter_scores, sequence_logprob
+from rpt.backbones.base import (
+    Backbone,
+    cache_keyword,
+    cache_of,
+    flatten_choices,
+    scatter_scores,
+    sequence_logprob,
+)
 
 
 class Seq2SeqBackbone(Backbone):
@@ -55,7 +61,7 @@ class Seq2SeqBackbone(Backbone):
             use_cache=True,
         )
         logits = first.logits[row]  # (B*C, 1, V): every candidate's first token
-        cache = _cache_of(first)
+        cache = cache_of(first)
         if length > 1 and hasattr(cache, "crop"):
             tails = []
             for c in range(count):
@@ -64,7 +70,7 @@ class Seq2SeqBackbone(Backbone):
                     attention_mask=mask,
                     decoder_input_ids=decoder_ids[:, c, 1:],  # (B, L-1)
                     use_cache=True,
-                    **{_cache_argument(self.model): cache},
+                    **{cache_keyword(self.model): cache},
                 )
                 tails.append(out.logits)  # (B, L-1, V)
                 cache.crop(-(length - 1))  # back to the shared first position
@@ -82,15 +88,3 @@ class Seq2SeqBackbone(Backbone):
     def generate(self, batch: dict[str, Any], prompt: Tensor, max_new_tokens: int) -> list[str]:
         embeds, mask = self._encoder_inputs(batch, prompt)
         return self.greedy_decode(embeds, mask, max_new_tokens)
-
-
-def _cache_of(output: Any) -> Any:
-    """The key/value cache a forward pass returned (``cache`` in transformers 5, older
-    ``past_key_values``)."""
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else getattr(output, "past_key_values", None)
-
-
-def _cache_argument(model: Any) -> str:
-    """The keyword ``model.forward`` takes its cache by (renamed ``cache`` in transformers 5)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
