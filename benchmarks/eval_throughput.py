@@ -1,6 +1,7 @@
 """Evaluation throughput: ``rank`` (score every candidate in one batched pass) against ``generate``.
 
     python -m benchmarks.eval_throughput --backbone t5_small_random --tasks cb,rte
+    python -m benchmarks.eval_throughput --backbone gpt2_random --tasks cb --batches 1
 
 Both go through ``PromptTuningModule.predict_texts`` (what validation runs), in eval mode and
 without gradients, on the first ``--batches`` validation batches of each task (batch size
@@ -9,6 +10,8 @@ without gradients, on the first ``--batches`` validation batches of each task (b
 * ``rank``: the encoder runs once per example; the decoder scores every label's tokens;
 * ``generate``: greedy decoding with ``eval.max_new_tokens`` (16, rpt's default). A model with
   random weights rarely emits end-of-sequence, so this is the worst case: 16 decoder steps;
+* ``rank_full_rows`` (decoder-only models): every ``[P] source candidate`` row in full, the
+  source once per candidate (what rank did before it shared the source's cache);
 * ``generate_short``: greedy decoding capped at the longest label's length: the best case, what a
   trained model that stops right after the label costs.
 
@@ -58,7 +61,17 @@ def make_rows(work, batches: int) -> dict:
 
         return run
 
+    def full_rows() -> Timing:
+        # Decoder-only rank scoring before the shared source: every [P] source candidate row.
+        clock = Clock()
+        with torch.inference_mode():
+            prompt = module.prompt()
+            n = sum(len(module.backbone.choice_scores_full_rows(b, prompt)) for b in data)
+        return clock.stop(n)
+
     rows = {"rank": row("rank")}
+    if module.backbone.family == "causal":
+        rows["rank_full_rows"] = full_rows
     if module.backbone.family != "encoder":
         rows["generate"] = row("generate")
         rows["generate_short"] = row("generate", label_tokens)

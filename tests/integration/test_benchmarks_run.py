@@ -49,17 +49,11 @@ def test_train_throughput_runs_every_row_on_every_family(run, tmp_path) -> None:
 
 
 def test_eval_levers_padding_and_checkpoint_size_run(run, tmp_path) -> None:
-    run(
-        "eval_throughput",
-        "--backbone",
-        "tiny_t5",
-        "--tasks",
-        "cb",
-        "--batches",
-        "1",
-        "--repeats",
-        "1",
-    )
+    for backbone in ("tiny_t5", "tiny_gpt2"):  # tiny_gpt2 adds the rank_full_rows row
+        run(
+            "eval_throughput",
+            *("--backbone", backbone, "--tasks", "cb", "--batches", "1", "--repeats", "1"),
+        )
     run(
         "levers",
         *("--backbone", "tiny_t5", "--task", "cb", "--levers", "quiet,checkpointing"),

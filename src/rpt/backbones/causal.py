@@ -146,7 +146,7 @@ class CausalBackbone(Backbone):
         )
         cache = cache_of(out)
         if not hasattr(cache, "crop"):
-            return self._choice_scores_row_by_row(batch, prompt)
+            return self.choice_scores_full_rows(batch, prompt)
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
         ids, choice_mask = batch["choice_ids"], batch["choice_mask"]  # (B, C, L)
         length = ids.shape[2]
@@ -170,7 +170,7 @@ class CausalBackbone(Backbone):
         valid = batch["choice_valid"]
         return torch.stack(scores, dim=1).masked_fill(~valid, NEG_INF)  # (B, C)
 
-    def _choice_scores_row_by_row(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
+    def choice_scores_full_rows(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:
         """Every ``[P] source candidate`` row in full: ``(B, C)``."""
         answers, row, valid = flatten_choices(batch)  # (B*C, L)
         logits, targets = self._answer_logits(
