@@ -357,13 +357,32 @@ def varying_keys(runs: Sequence[Run], ignore: Iterable[str] = ()) -> list[str]:
     for group in groups.values():
         all_keys = set().union(*(r.params for r in group))
         for key in all_keys - ignore:
-            if len({_hashable(r.params.get(key)) for r in group}) > 1:
+            # A key some runs lack (added by a later rpt version) differs only if the runs
+            # that have it disagree; see keys_some_runs_lack.
+            if len({_hashable(r.params[key]) for r in group if key in r.params}) > 1:
                 keys.add(key)
     # model.name differs -> model.* differ with it; keep the name only.
     for section in NAMED_SECTIONS:
         if f"{section}.name" in keys:
             keys = {k for k in keys if not k.startswith(f"{section}.") or k == f"{section}.name"}
     return sorted(keys)
+
+
+def keys_some_runs_lack(runs: Sequence[Run], ignore: Iterable[str] = ()) -> dict[str, Any]:
+    """``{key: value}`` for keys that some runs of a task and prompt lack and the others share
+    with one value: typically a key a later rpt version added, with its default (runs from
+    before and after pool into one method). The report lists them, so none is hidden."""
+    ignore = set(ignore)
+    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[(run.task, run.prompt)].append(run)
+    found: dict[str, Any] = {}
+    for group in groups.values():
+        for key in set().union(*(r.params for r in group)) - ignore:
+            present = [r.params[key] for r in group if key in r.params]
+            if len(present) < len(group) and len({_hashable(v) for v in present}) == 1:
+                found[key] = present[0]
+    return dict(sorted(found.items()))
 
 
 def short_names(keys: Sequence[str]) -> dict[str, str]:
@@ -820,6 +839,14 @@ def write_report(
     ]
     figures: list[Path] = []
     notes: list[str] = duplicate_seeds(row for rows in tables.values() for row in rows)
+    lacking = keys_some_runs_lack(runs, ignore)
+    if lacking:
+        notes.append(
+            "some runs' configs lack "
+            + ", ".join(f"{k} (the others: {format_value(v)})" for k, v in lacking.items())
+            + "; counted as the same setting (a key added by a later rpt version). If that is "
+            "not so, rerun those runs."
+        )
     for task, rows in tables.items():
         task_runs = [r for r in runs if r.task == task]
         lines += ["", f"## {task}", "", markdown_table(rows)]

@@ -219,6 +219,31 @@ def test_ignore_keeps_a_key_out_of_the_method(tmp_path: Path) -> None:
     assert row.method == "residual_mlp1" and row.n == 2 and row.mean == pytest.approx(0.6)
 
 
+def test_a_key_added_by_a_later_version_does_not_split_a_method(tmp_path: Path) -> None:
+    # Runs written before train.backbone_dropout existed pool with runs that have its default;
+    # the report says so. Runs that disagree on the key still split.
+    root = tmp_path / "mr"
+    make_run(root, "old", seed=0, score=0.5)
+    new = make_run(root, "new", seed=1, score=0.7)
+    config = yaml.safe_load((new / ".hydra" / "config.yaml").read_text())
+    config["train"] = {"backbone_dropout": False}
+    (new / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    result = report.write_report([root], tmp_path / "out", plots=False)
+    (row,) = result["tables"]["cb"]
+    assert row.method == "residual_mlp1" and row.n == 2
+    assert "lack train.backbone_dropout (the others: False)" in result["report"].read_text()
+
+    other = make_run(root, "other", seed=2, score=0.9)
+    config["train"] = {"backbone_dropout": True}
+    (other / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    result = report.write_report([root], tmp_path / "out2", plots=False)
+    assert sorted(r.method for r in result["tables"]["cb"]) == [
+        "residual_mlp1",
+        "residual_mlp1 backbone_dropout=False",
+        "residual_mlp1 backbone_dropout=True",
+    ]
+
+
 def test_single_run_folder_and_duplicate_paths(tmp_path: Path) -> None:
     run = make_run(tmp_path, "one", seed=3, score=0.42)
     result = report.write_report([run, tmp_path], tmp_path / "out", plots=False)
