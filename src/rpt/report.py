@@ -347,14 +347,19 @@ def collect_runs(
 
 
 # ---- methods and statistics ------------------------------------------------------------------
-def varying_keys(runs: Sequence[Run], ignore: Iterable[str] = ()) -> list[str]:
-    """Hyper-parameters that take more than one value among runs of the same task and prompt."""
-    ignore = set(ignore)
+def _by_task_and_prompt(runs: Sequence[Run]) -> list[list[Run]]:
+    """The runs grouped by (task, prompt config): hyper-parameters are compared within these."""
     groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
     for run in runs:
         groups[(run.task, run.prompt)].append(run)
+    return list(groups.values())
+
+
+def varying_keys(runs: Sequence[Run], ignore: Iterable[str] = ()) -> list[str]:
+    """Hyper-parameters that take more than one value among runs of the same task and prompt."""
+    ignore = set(ignore)
     keys: set[str] = set()
-    for group in groups.values():
+    for group in _by_task_and_prompt(runs):
         all_keys = set().union(*(r.params for r in group))
         for key in all_keys - ignore:
             # A key some runs lack (added by a later rpt version) differs only if the runs
@@ -373,11 +378,8 @@ def keys_some_runs_lack(runs: Sequence[Run], ignore: Iterable[str] = ()) -> dict
     with one value: typically a key a later rpt version added, with its default (runs from
     before and after pool into one method). The report lists them, so none is hidden."""
     ignore = set(ignore)
-    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
-    for run in runs:
-        groups[(run.task, run.prompt)].append(run)
     found: dict[str, Any] = {}
-    for group in groups.values():
+    for group in _by_task_and_prompt(runs):
         for key in set().union(*(r.params for r in group)) - ignore:
             present = [r.params[key] for r in group if key in r.params]
             if len(present) < len(group) and len({_hashable(v) for v in present}) == 1:

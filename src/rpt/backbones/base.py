@@ -21,6 +21,7 @@ A batch (see :mod:`rpt.data.collate`) holds:
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, ClassVar
 
@@ -190,6 +191,17 @@ def cache_of(output: Any) -> Any:
     return cache if cache is not None else getattr(output, "past_key_values", None)
 
 
+def forward_parameters(model: Any) -> frozenset[str]:
+    """The keywords ``model.forward`` takes; they vary across models and transformers versions.
+    Read once per model class (this runs on every step)."""
+    return _forward_parameters_of(type(model))
+
+
+@functools.cache
+def _forward_parameters_of(cls: type) -> frozenset[str]:
+    return frozenset(inspect.signature(cls.forward).parameters)
+
+
 def cache_keyword(model: Any) -> str:
     """The keyword ``model.forward`` takes its cache by (renamed ``cache`` in transformers 5)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return "cache" if "cache" in forward_parameters(model) else "past_key_values"

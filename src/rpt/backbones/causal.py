@@ -8,7 +8,6 @@ so that every answer ends at the last position and only the last positions need 
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
@@ -20,6 +19,7 @@ from rpt.backbones.base import (
     cache_keyword,
     cache_of,
     flatten_choices,
+    forward_parameters,
     scatter_scores,
     sequence_logprob,
 )
@@ -98,7 +98,7 @@ class CausalBackbone(Backbone):
     def _position_kwargs(self, after: Tensor, count: int) -> dict[str, Any]:
         """Position ids ``(B, count)`` for tokens that continue rows whose mask is ``after``, if
         this model's ``forward`` takes them (as in the full row: from each row's real length)."""
-        if "position_ids" not in inspect.signature(self.model.forward).parameters:
+        if "position_ids" not in forward_parameters(self.model):
             return {}
         start = after.sum(1, keepdim=True)  # (B, 1)
         return {"position_ids": start + torch.arange(count, device=after.device)}
@@ -111,7 +111,7 @@ class CausalBackbone(Backbone):
         ``logits_to_keep`` (older transformers) every position gets logits, and the caller's
         slice gives the same result, only slower.
         """
-        accepted = inspect.signature(self.model.forward).parameters
+        accepted = forward_parameters(self.model)
         kwargs: dict[str, Any] = {}
         if "position_ids" in accepted:
             kwargs["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0)  # (N, T)
