@@ -84,8 +84,7 @@ class CausalBackbone(Backbone):
         n = prompt.shape[0]
         labels = torch.cat([labels.new_full((labels.shape[0], n), -100), labels], dim=1)
         index = left_padding_index(full_mask)  # (N, T)
-        labels = labels.gather(1, index)
-        embeds, full_mask = to_left_padding(embeds, full_mask)
+        embeds, full_mask, labels = (gather_columns(x, index) for x in (embeds, full_mask, labels))
         longest = int((answers != -100).sum(1).max())
         logits = self.model(
             inputs_embeds=embeds,
@@ -93,7 +92,7 @@ class CausalBackbone(Backbone):
             **self._left_padded_kwargs(full_mask, keep=longest + 1),
         ).logits
         # Position t predicts token t+1: the last A+1 positions predict the last A tokens.
-        return logits[:, -(longest + 1) : -1], labels[:, -longest:]
+        return logits[:, -(longest + 1) : -1], labels[:, labels.shape[1] - longest :]
 
     def _position_kwargs(self, after: Tensor, count: int) -> dict[str, Any]:
         """Position ids ``(B, count)`` for tokens that continue rows whose mask is ``after``, if
@@ -213,8 +212,12 @@ def left_padding_index(mask: Tensor) -> Tensor:
     return (torch.arange(length, device=mask.device)[None, :] - shift[:, None]) % length
 
 
+def gather_columns(x: Tensor, index: Tensor) -> Tensor:
+    """``x`` ``(B, T)`` or ``(B, T, d)`` with its columns reordered by ``index`` ``(B, T)``."""
+    return x.gather(1, index if x.dim() == 2 else index.unsqueeze(-1).expand_as(x))
+
+
 def to_left_padding(embeds: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Move each row's padding from the right end to the left: ``(B, T, d)``, ``(B, T)``."""
     index = left_padding_index(mask)
-    embeds = embeds.gather(1, index.unsqueeze(-1).expand_as(embeds))
-    return embeds, mask.gather(1, index)
+    return gather_columns(embeds, index), gather_columns(mask, index)
