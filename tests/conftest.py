@@ -23,26 +23,26 @@ def real_data_dir() -> Path | None:
     return Path(value) if value and Path(value).is_dir() else None
 
 
-@pytest.fixture
-def data_dir() -> Path:
-    """The real SuperGLUE folder, or skip with the reason."""
+def require_real_data_dir() -> Path:
+    """The real SuperGLUE folder, or skip the test with the reason."""
     found = real_data_dir()
     if found is None:
         pytest.skip(
             "RPT_DATA_DIR is not set to a SuperGLUE folder (CI sets ../shared/data/superglue)"
         )
     return found
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The real SuperGLUE folder, or skip with the reason."""
+    return require_real_data_dir()
 
 
 @pytest.fixture(scope="module")
 def data_dir_module() -> Path:
     """The real SuperGLUE folder for module-scoped fixtures (one training run per test file)."""
-    found = real_data_dir()
-    if found is None:
-        pytest.skip(
-            "RPT_DATA_DIR is not set to a SuperGLUE folder (CI sets ../shared/data/superglue)"
-        )
-    return found
+    return require_real_data_dir()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from omegaconf import open_dict
 
 from rpt.data.tasks import TASKS
 from rpt.train import train
-from tests.conftest import FIXTURES, real_data_dir
+from tests.conftest import FIXTURES, require_real_data_dir
 from tests.helpers import compose_config
 
 pytestmark = pytest.mark.integration
@@ -25,10 +25,7 @@ FROM_FIXTURES = {"boolq", "record"}
 def data_dir_for(task: str) -> Path:
     if task in FROM_FIXTURES:
         return FIXTURES / "superglue"
-    found = real_data_dir()
-    if found is None:
-        pytest.skip("RPT_DATA_DIR is not set to a SuperGLUE folder")
-    return found
+    return require_real_data_dir()
 
 
 @pytest.mark.parametrize("mode", ["rank", "generate"])

@@ -39,11 +39,9 @@ def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def multirun(tmp_path_factory) -> Path:
-    from tests.conftest import real_data_dir
+    from tests.conftest import require_real_data_dir
 
-    data = real_data_dir()
-    if data is None:
-        pytest.skip("RPT_DATA_DIR is not set to a SuperGLUE folder")
+    data = require_real_data_dir()
     sweep = tmp_path_factory.mktemp("multirun")
     run_cli(
         "-m", "rpt.train", "-m",
@@ -164,11 +162,9 @@ def test_curves_are_the_runs_validation_rows(multirun: Path) -> None:
 
 
 def test_optuna_search_runs_and_returns_val_score_best(tmp_path: Path) -> None:
-    from tests.conftest import real_data_dir
+    from tests.conftest import require_real_data_dir
 
-    data = real_data_dir()
-    if data is None:
-        pytest.skip("RPT_DATA_DIR is not set to a SuperGLUE folder")
+    data = require_real_data_dir()
     sweep = tmp_path / "optuna"
     run_cli(
         "-m", "rpt.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
