@@ -107,7 +107,8 @@ class Backbone(nn.Module):
 
     # ---- prompt placement --------------------------------------------------------------------
     def embed_with_prompt(self, ids: Tensor, mask: Tensor, prompt: Tensor) -> tuple[Tensor, Tensor]:
-        """Prepend the prompt to the token embeddings and extend the mask.
+        """Place the prompt among the token embeddings (in front; see ``place_prompt``) and
+        extend the mask.
 
         ids, mask: ``(B, T)``; prompt: ``(n, d)``. Returns ``(B, n+T, d)`` and ``(B, n+T)``.
         """
@@ -115,7 +116,12 @@ class Backbone(nn.Module):
         batch = ids.shape[0]
         prompt = prompt.to(tokens.dtype).unsqueeze(0).expand(batch, -1, -1)  # (B, n, d)
         ones = mask.new_ones(batch, prompt.shape[1])
-        return torch.cat([prompt, tokens], dim=1), torch.cat([ones, mask], dim=1)
+        return self.place_prompt(tokens, prompt), self.place_prompt(mask, ones)
+
+    def place_prompt(self, tokens: Tensor, prompt_part: Tensor) -> Tensor:
+        """Join ``(B, T, ...)`` token columns and ``(B, n, ...)`` prompt columns, prompt first:
+        ``(B, n+T, ...)``. Families that place it elsewhere override this alone."""
+        return torch.cat([prompt_part, tokens], dim=1)
 
     # ---- the three things a family must do ---------------------------------------------------
     def loss(self, batch: dict[str, Any], prompt: Tensor) -> Tensor:

@@ -70,19 +70,11 @@ class EncoderBackbone(Backbone):
         return int(getattr(self.model.config, "type_vocab_size", 0) or 0) >= 2
 
     def place_prompt(self, tokens: Tensor, prompt_part: Tensor) -> Tensor:
-        """Join ``(N, T, ...)`` token columns and ``(N, n, ...)`` prompt columns in one copy:
-        ``P [CLS] x`` (front) or ``[CLS] P x`` (after_cls). Returns ``(N, n+T, ...)``."""
+        """``P [CLS] x`` (front) or ``[CLS] P x`` (after_cls), in one concatenation:
+        ``(N, T, ...)`` tokens and ``(N, n, ...)`` prompt columns to ``(N, n+T, ...)``."""
         if self.prompt_position == "front":
-            return torch.cat([prompt_part, tokens], dim=1)
+            return super().place_prompt(tokens, prompt_part)
         return torch.cat([tokens[:, :1], prompt_part, tokens[:, 1:]], dim=1)
-
-    def embed_with_prompt(self, ids: Tensor, mask: Tensor, prompt: Tensor) -> tuple[Tensor, Tensor]:
-        """Token embeddings with the prompt placed: ``(N, n+T, d)`` and mask ``(N, n+T)``."""
-        tokens = self.model.get_input_embeddings()(ids)  # (N, T, d)
-        rows = ids.shape[0]
-        prompt = prompt.to(tokens.dtype).unsqueeze(0).expand(rows, -1, -1)  # (N, n, d)
-        ones = mask.new_ones(rows, prompt.shape[1])
-        return self.place_prompt(tokens, prompt), self.place_prompt(mask, ones)
 
     def _pool(
         self, ids: Tensor, mask: Tensor, prompt: Tensor, segments: Tensor | None = None
